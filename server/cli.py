@@ -1,0 +1,136 @@
+"""The ``treadle`` command (and ``python -m server``): uvicorn's flags, parsed with argparse.
+
+With no app argument it serves the built-in demo app (``server.demo:app``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from server.config import LIFESPAN_MODES, LOG_LEVELS, Config
+from server.main import Server
+
+DEMO_APP = "server.demo:app"
+
+
+def _header(value: str) -> tuple[str, str]:
+    name, sep, val = value.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME:VALUE, got {value!r}")
+    return name.strip(), val.strip()
+
+
+def _limit(value: str) -> int | None:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be >= 0 (0 means no limit)")
+    return number or None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="treadle",
+        description="Serve an ASGI application over HTTP/1.1.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("app", nargs="?", default=DEMO_APP, help="the app as module:attribute")
+    p.add_argument("--host", default="127.0.0.1", help="bind to this address")
+    p.add_argument("--port", type=int, default=8000, help="bind to this port (0: any free port)")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="log level")
+    p.add_argument("--log-config", default=None, help="logging config file (.json dictConfig, or .ini)")
+    p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True, help="access log")
+    p.add_argument("--root-path", default="", help="ASGI root_path, for apps mounted below a prefix")
+    p.add_argument("--app-dir", default=".", help="put this directory first on sys.path")
+    p.add_argument("--factory", action="store_true", help="APP is a factory: call it to get the app")
+    p.add_argument("--lifespan", choices=LIFESPAN_MODES, default="auto", help="lifespan protocol mode")
+    p.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        type=_header,
+        default=[],
+        metavar="NAME:VALUE",
+        help="add this header to every response (repeatable)",
+    )
+    p.add_argument(
+        "--server-header", action=argparse.BooleanOptionalAction, default=True, help="send 'server: treadle'"
+    )
+    p.add_argument("--date-header", action=argparse.BooleanOptionalAction, default=True, help="send Date")
+    p.add_argument("--selector", default=None, help="reactor selector (epoll, kqueue, poll, select, devpoll)")
+    p.add_argument("--backlog", type=int, default=2048, help="listen backlog")
+    p.add_argument(
+        "--timeout-keep-alive",
+        type=float,
+        default=5.0,
+        help="close idle keep-alive connections after this many seconds",
+    )
+    p.add_argument(
+        "--timeout-request-header",
+        type=float,
+        default=10.0,
+        help="seconds a client has to send a complete request head (slowloris guard)",
+    )
+    p.add_argument(
+        "--timeout-graceful-shutdown",
+        type=float,
+        default=30.0,
+        help="seconds in-flight requests get to finish on shutdown",
+    )
+    p.add_argument(
+        "--limit-concurrency",
+        type=_limit,
+        default=None,
+        help="answer 503 past this many requests in flight (0: no limit)",
+    )
+    p.add_argument(
+        "--limit-request-head-size",
+        type=int,
+        default=16 * 1024,
+        help="max bytes of request line + headers (431 past it)",
+    )
+    p.add_argument(
+        "--limit-request-body-size",
+        type=_limit,
+        default=100 * 1024 * 1024,
+        help="max bytes of request body (413 past it; 0: no limit)",
+    )
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return Config(
+        args.app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=args.log_config,
+        access_log=args.access_log,
+        root_path=args.root_path,
+        app_dir=args.app_dir,
+        factory=args.factory,
+        lifespan=args.lifespan,
+        headers=args.headers,
+        server_header=args.server_header,
+        date_header=args.date_header,
+        selector=args.selector,
+        backlog=args.backlog,
+        timeout_keep_alive=args.timeout_keep_alive,
+        timeout_request_header=args.timeout_request_header,
+        timeout_graceful_shutdown=args.timeout_graceful_shutdown,
+        limit_concurrency=args.limit_concurrency,
+        limit_request_head_size=args.limit_request_head_size,
+        limit_request_body_size=args.limit_request_body_size,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.selector is not None:
+        from server._loop import available_selectors
+
+        choices = available_selectors()
+        if args.selector not in choices:
+            build_parser().error(f"--selector must be one of {', '.join(choices)}")
+    sys.exit(Server(config_from_args(args)).run())

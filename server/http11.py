@@ -1,0 +1,614 @@
+"""One HTTP/1.1 connection: an ``asyncio.Protocol`` that parses with h11 and writes itself.
+
+Reading: h11 is the parser (its grammar checks are the reason to use it). A fresh
+``h11.Connection`` is made per request — it costs about a microsecond and lets us support
+HTTP/1.0 keep-alive, which h11's own state machine refuses. Bytes that arrive after a
+complete request (pipelining) stay in h11's buffer until the response is done; the next
+request is parsed from there before waiting on the socket again.
+
+Writing: response heads and body framing (Content-Length, chunked, close-delimited) are
+rendered here, so the hot path is a few byte joins, and so Content-Length can be enforced
+before a byte too many reaches the wire. The head is held back and sent with the first
+body chunk: a typical response leaves in one ``write``.
+
+Flow control: reading pauses when the app leaves more than 64 KiB of body unread, or when
+pipelined bytes pile up; ``send()`` waits while the transport's buffer is above its
+high-water mark (64 KiB, low 16 KiB).
+
+Timers (one per connection, as only one applies at a time): header deadline from accept or
+from the first byte of a request until its head is complete; keep-alive idle between
+requests; lingering close after an error response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from http import HTTPStatus
+from typing import Any, Awaitable, Iterable
+from urllib.parse import unquote_to_bytes
+
+import h11
+
+from server.asgi_http import ASGI_VERSION, START, RequestCycle
+from server.config import Config
+from server.logging import access_logger, error_logger
+from server.state import ServerState
+from server.types import ASGIApp
+
+HIGH_WATER = 64 * 1024
+LOW_WATER = 16 * 1024
+MAX_BUFFERED_BODY = 64 * 1024  # unread request body before we stop reading the socket
+MAX_PIPELINED = 64 * 1024  # bytes of following requests buffered while one is in flight
+LINGER_TIME = 2.0  # after an error response, drain the client's input this long (gunicorn)
+
+_REASONS = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+_STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason in _REASONS.items()}
+
+# RFC 9110 5.1: field-name = token; 5.5: a field value must not contain CR, LF or NUL,
+# and has no leading or trailing whitespace.
+_is_token = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
+_bad_value = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$").search
+
+_NO_TIMER, _HEADER_TIMER, _KEEPALIVE_TIMER, _LINGER_TIMER = 0, 1, 2, 3
+_LENGTH, _CHUNKED, _CLOSE_DELIMITED, _NO_BODY = 0, 1, 2, 3
+
+
+def _check_header(header: Any) -> tuple[bytes, bytes]:
+    try:
+        name, value = header
+    except (TypeError, ValueError):
+        raise RuntimeError(f"Invalid ASGI header {header!r}: expected a [name, value] pair.")
+    if type(name) is not bytes or type(value) is not bytes:
+        raise RuntimeError(
+            f"ASGI header names and values must be bytes, got {type(name).__name__} and "
+            f"{type(value).__name__} in {header!r}."
+        )
+    if _is_token(name) is None:
+        raise RuntimeError(f"Invalid header name {name!r}.")
+    if _bad_value(value) is not None:
+        raise RuntimeError(f"Invalid header value {value!r} for header {name!r}.")
+    return name, value
+
+
+class H11Protocol(asyncio.Protocol):
+    def __init__(self, config: Config, state: ServerState, app: ASGIApp, loop: asyncio.AbstractEventLoop):
+        self.config = config
+        self.state = state
+        self.app = app
+        self.loop = loop
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=config.limit_request_head_size)
+        self.transport: Any = None
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        self.cycle: RequestCycle | None = None
+        self._closed = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_kind = _NO_TIMER
+        self._read_paused = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future | None = None
+        # per request
+        self._request_done = False  # the client's EndOfMessage was seen
+        self._discarding = False  # response done; reading and dropping the rest of the body
+        self._pipelined = 0
+        self._body_received = 0
+        self._expect_100 = False
+        self._keep_alive = False
+        self._http10 = False
+        self._head_request = False
+        self._te_trailers = False
+        self._request_line: tuple[str, str, str] | None = None
+        self._start_time = 0.0
+        # per response
+        self._head: bytes | None = None  # rendered, not yet written
+        self._framing = _LENGTH
+        self._remaining = 0
+        self._app_trailers = False
+        self._send_trailers = False
+        self._trailer_lines: list[bytes] = []
+        self._status = 0
+        self._bytes_sent = 0
+
+    # -- asyncio.Protocol callbacks (reactor thread) -----------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
+        self.state.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, (tuple, list)) and len(peer) >= 2:
+            self.client = (str(peer[0]), int(peer[1]))
+        sock = transport.get_extra_info("sockname")
+        if isinstance(sock, (tuple, list)) and len(sock) >= 2:
+            self.server = (str(sock[0]), int(sock[1]))
+        self._set_timer(_HEADER_TIMER, self.config.timeout_request_header)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return  # closing (lingering): input is drained and dropped
+        if self._request_done:
+            # The next request is arriving while this one is answered: keep it in h11's
+            # buffer, but stop reading once that buffer gets large.
+            self.conn.receive_data(data)
+            self._pipelined += len(data)
+            if self._pipelined > MAX_PIPELINED:
+                self._pause_reading()
+            return
+        if self._timer_kind == _KEEPALIVE_TIMER:
+            self._cancel_timer()  # a request is starting; _handle_events sets the header deadline
+        self.conn.receive_data(data)
+        self._handle_events()
+
+    def eof_received(self) -> bool | None:
+        # As uvicorn does: a client that shuts down its sending side is treated as gone.
+        return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._closed = True
+        self._cancel_timer()
+        state = self.state
+        state.connections.discard(self)
+        if self.cycle is not None:
+            self.cycle.disconnect()
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if state.closing and not state.connections and state.on_all_closed is not None:
+            state.on_all_closed()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- parsing ------------------------------------------------------------------------------
+
+    def _handle_events(self) -> None:
+        conn = self.conn
+        while not self._closed:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._protocol_error(exc)
+                return
+            etype = type(event)
+            if etype is h11.Data:
+                self._on_data(event.data)
+            elif etype is h11.Request:
+                self._on_request(event)
+            elif etype is h11.EndOfMessage:
+                self._on_end_of_message()
+                return
+            elif etype is h11.NEED_DATA:
+                if self.cycle is None and self._timer_kind == _NO_TIMER:
+                    self._set_timer(_HEADER_TIMER, self.config.timeout_request_header)
+                return
+            else:  # PAUSED cannot happen (we stop at EndOfMessage); ConnectionClosed is not fed
+                return
+
+    def _protocol_error(self, exc: h11.RemoteProtocolError) -> None:
+        cycle = self.cycle
+        if cycle is None:
+            error_logger.debug("Invalid HTTP request from %s: %s", self.client, exc)
+            self._reject(exc.error_status_hint)
+            return
+        error_logger.debug("Invalid HTTP request body from %s: %s", self.client, exc)
+        cycle.disconnect()
+        if cycle.response_state == START and not self._discarding:
+            self._reject(400)
+        else:
+            self._close()
+
+    def _on_request(self, event: h11.Request) -> None:
+        self._cancel_timer()
+        state = self.state
+        config = self.config
+        headers = [(name, value) for name, value in event.headers]
+        http_version = event.http_version
+        http10 = http_version == b"1.0"
+        keep_alive = not http10
+        content_length = None
+        te_trailers = False
+        for name, value in headers:
+            if name == b"connection":
+                tokens = {t.strip() for t in value.lower().split(b",")}
+                if b"close" in tokens:
+                    keep_alive = False
+                elif http10 and b"keep-alive" in tokens:
+                    keep_alive = True
+            elif name == b"content-length":
+                content_length = int(value)  # h11 has validated it
+            elif name == b"te":
+                te_trailers = b"trailers" in value.lower()
+        method = event.method.decode("ascii")
+        target = event.target
+        version = http_version.decode("ascii")
+        self._request_line = (method, target.decode("latin-1"), version)
+        self._start_time = self.loop.time()
+        self._http10 = http10
+        self._keep_alive = keep_alive and not state.closing
+        self._head_request = method == "HEAD"
+        self._te_trailers = te_trailers
+        self._expect_100 = self.conn.they_are_waiting_for_100_continue
+        self._request_done = False
+        self._body_received = 0
+        self._head = None
+        self._status = 0
+        self._bytes_sent = 0
+
+        limit = config.limit_concurrency
+        if limit is not None and state.active_requests >= limit:
+            self._reject(503)
+            return
+        body_limit = config.limit_request_body_size
+        if body_limit is not None and content_length is not None and content_length > body_limit:
+            self._reject(413)
+            return
+
+        if target[:1] != b"/" and b"://" in target:  # absolute-form (RFC 9112 3.2.2)
+            rest = target.partition(b"://")[2]
+            slash = rest.find(b"/")
+            target = rest[slash:] if slash >= 0 else b"/"
+        raw_path, _, query = target.partition(b"?")
+        if b"%" in raw_path:
+            path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+        else:
+            path = raw_path.decode("utf-8", "replace")
+        root_path = config.root_path
+        if root_path:
+            path = root_path + path
+            raw_path = root_path.encode("utf-8") + raw_path
+        scope = {
+            "type": "http",
+            "asgi": ASGI_VERSION.copy(),
+            "http_version": version,
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "root_path": root_path,
+            "headers": headers,
+            "client": self.client,
+            "server": self.server,
+            "state": state.lifespan_state.copy(),
+            "extensions": {"http.response.trailers": {}},
+        }
+        cycle = RequestCycle(scope, self, self.loop)
+        self.cycle = cycle
+        state.active_requests += 1
+        state.total_requests += 1
+        task = self.loop.create_task(cycle.run(self.app))
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+
+    def _on_data(self, data: bytes) -> None:
+        cycle = self.cycle
+        assert cycle is not None
+        self._body_received += len(data)
+        limit = self.config.limit_request_body_size
+        if limit is not None and self._body_received > limit:
+            cycle.disconnect()
+            if cycle.response_state == START and not self._discarding:
+                self._reject(413)
+            else:
+                self._close()
+            return
+        if self._discarding:
+            return
+        self._expect_100 = False  # the client sent the body without waiting
+        if cycle.feed_body(data) > MAX_BUFFERED_BODY:
+            self._pause_reading()
+
+    def _on_end_of_message(self) -> None:
+        self._request_done = True
+        if self._discarding:
+            self._discarding = False
+            self._next_cycle()
+        else:
+            assert self.cycle is not None
+            self.cycle.end_body()
+
+    def _next_cycle(self) -> None:
+        """The exchange is over on both sides: start parsing the next request."""
+        self.cycle = None
+        data = self.conn.trailing_data[0]
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.limit_request_head_size)
+        self._request_done = False
+        self._pipelined = 0
+        self._resume_reading()
+        if data:
+            self.conn.receive_data(data)
+            self._handle_events()
+        else:
+            self._set_timer(_KEEPALIVE_TIMER, self.config.timeout_keep_alive)
+
+    # -- the Channel interface, called by RequestCycle (reactor thread) ------------------------
+
+    def want_body(self, cycle: RequestCycle) -> None:
+        if cycle is not self.cycle or self._closed:
+            return
+        if self._expect_100:
+            self._expect_100 = False
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self._read_paused and cycle.body_size <= MAX_BUFFERED_BODY:
+            self._resume_reading()
+
+    def start_response(
+        self, cycle: RequestCycle, status: int, headers: Iterable[Any], trailers: bool
+    ) -> None:
+        has_date = has_server = False
+        content_length = None
+        lines = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
+        for header in headers:
+            name, value = _check_header(header)
+            lname = name.lower()
+            if lname == b"content-length":
+                if not value.isdigit():
+                    raise RuntimeError(f"Invalid Content-Length {value!r}.")
+                if content_length is not None:
+                    if int(value) != content_length:
+                        raise RuntimeError("Conflicting Content-Length headers.")
+                    continue
+                content_length = int(value)
+            elif lname == b"transfer-encoding":
+                continue  # the server chooses the framing
+            elif lname == b"connection":
+                if b"close" in value.lower():
+                    self._keep_alive = False
+                continue  # replaced by our own, consistent with what we will do
+            elif lname == b"date":
+                has_date = True
+            elif lname == b"server":
+                has_server = True
+            lines.append(name + b": " + value + b"\r\n")
+
+        if self._head_request or status == 204 or status == 304:
+            framing = _NO_BODY
+        elif content_length is not None:
+            framing = _LENGTH
+            self._remaining = content_length
+        elif not self._http10:
+            framing = _CHUNKED
+            lines.append(b"transfer-encoding: chunked\r\n")
+        else:
+            framing = _CLOSE_DELIMITED
+            self._keep_alive = False
+        if self._expect_100 or self.state.closing:
+            # The client still waits to be told to send its body, or we are shutting down.
+            self._keep_alive = False
+        if not self._keep_alive:
+            lines.append(b"connection: close\r\n")
+        elif self._http10:
+            lines.append(b"connection: keep-alive\r\n")
+        lines.append(self.state.default_headers(has_date, has_server))
+        lines.append(b"\r\n")
+        self._framing = framing
+        self._app_trailers = trailers
+        self._send_trailers = trailers and framing == _CHUNKED and self._te_trailers
+        self._trailer_lines = []
+        self._status = status
+        self._head = b"".join(lines)
+
+    def send_body(self, cycle: RequestCycle, data: bytes, more_body: bool) -> Awaitable[None] | None:
+        if self._closed or cycle is not self.cycle:
+            return None
+        framing = self._framing
+        if framing == _CHUNKED:
+            if data:
+                out = b"".join((b"%x\r\n" % len(data), data, b"\r\n"))
+            else:
+                out = b""
+            if not more_body and not self._app_trailers:
+                out += b"0\r\n\r\n"
+        elif framing == _LENGTH:
+            remaining = self._remaining - len(data)
+            if remaining < 0:
+                self._length_error(f"Response content longer than Content-Length by {-remaining} bytes.")
+            if not more_body and remaining:
+                self._length_error(f"Response content shorter than Content-Length by {remaining} bytes.")
+            self._remaining = remaining
+            out = data
+        elif framing == _NO_BODY:
+            out = b""
+            data = b""
+        else:
+            out = data
+        head = self._head
+        if head is not None:
+            self._head = None
+            out = head + out
+        if out:
+            self.transport.write(out)
+        self._bytes_sent += len(data)
+        if not more_body and not self._app_trailers:
+            self._response_complete()
+        elif self._write_paused and not self._closed:
+            if self._drain_waiter is None:
+                self._drain_waiter = self.loop.create_future()
+            return self._drain_waiter
+        return None
+
+    def send_trailers(self, cycle: RequestCycle, headers: Iterable[Any], more_trailers: bool) -> None:
+        if self._closed or cycle is not self.cycle:
+            return
+        for header in headers:
+            name, value = _check_header(header)
+            if self._send_trailers:
+                self._trailer_lines.append(name + b": " + value + b"\r\n")
+        if more_trailers:
+            return
+        out = self._head or b""
+        self._head = None
+        if self._framing == _CHUNKED:
+            out += b"0\r\n" + b"".join(self._trailer_lines) + b"\r\n"
+        if out:
+            self.transport.write(out)
+        self._response_complete()
+
+    def send_error_response(self, cycle: RequestCycle, status: int) -> None:
+        if cycle is self.cycle and not self._closed:
+            self._reject(status)
+
+    def abort(self, cycle: RequestCycle) -> None:
+        if cycle is self.cycle and not self._closed:
+            self._log_access()
+            self._close()
+
+    def cycle_done(self, cycle: RequestCycle) -> None:
+        self.state.active_requests -= 1
+
+    # -- responses and closing -----------------------------------------------------------------
+
+    def _length_error(self, message: str) -> None:
+        error_logger.error("%s Closing the connection.", message)
+        self._log_access()
+        self._close()
+        raise RuntimeError(message)
+
+    def _response_complete(self) -> None:
+        self._log_access()
+        if not self._keep_alive:
+            if self._request_done:
+                self._close()
+            else:
+                self._close_lingering()
+        elif self._request_done:
+            self._next_cycle()
+        else:
+            # The app answered without reading the whole body: read and drop the rest so
+            # the next request can be parsed (bounded by the body size limit).
+            self._discarding = True
+            self._resume_reading()
+
+    def _reject(self, status: int) -> None:
+        """Answer with a short plain-text error and close (used before or instead of the app)."""
+        reason = _REASONS.get(status, b"Error")
+        body = b"%d %s\n" % (status, reason)
+        head = b"".join(
+            (
+                _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status,
+                b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(body),
+                b"connection: close\r\n",
+                self.state.default_headers(False, False),
+                b"\r\n",
+            )
+        )
+        if self._head_request:
+            body = b""
+        self.transport.write(head + body)
+        self._status = status
+        self._bytes_sent = len(body)
+        if self.cycle is not None or status in (503, 413):
+            self._log_access()
+        self._close_lingering()
+
+    def _log_access(self) -> None:
+        request_line = self._request_line
+        if request_line is None or not self.config.access_log or not access_logger.isEnabledFor(20):
+            return
+        client = self.client
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d %d %.1fms',
+            f"{client[0]}:{client[1]}" if client else "-",
+            request_line[0],
+            request_line[1],
+            request_line[2],
+            self._status,
+            self._bytes_sent,
+            (self.loop.time() - self._start_time) * 1000.0,
+        )
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._cancel_timer()
+            self.transport.close()
+
+    def _close_lingering(self) -> None:
+        """Close after an early response without making the kernel send RST over it.
+
+        Closing with unread input makes the kernel reset the connection, which can destroy
+        the response before the client reads it. So: send FIN, keep reading (and dropping)
+        for a short while, then close.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        transport = self.transport
+        try:
+            can_half_close = transport.can_write_eof()
+        except Exception:
+            can_half_close = False
+        if not can_half_close:
+            self._cancel_timer()
+            transport.close()
+            return
+        transport.write_eof()
+        self._resume_reading()
+        self._set_timer(_LINGER_TIMER, LINGER_TIME)
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close if idle, otherwise close after the current response."""
+        if self._closed:
+            return
+        cycle = self.cycle
+        if cycle is None or self._discarding:
+            self._close()
+        else:
+            self._keep_alive = False
+
+    def force_close(self) -> None:
+        self._closed = True
+        self._cancel_timer()
+        self.transport.abort()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._read_paused:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def _set_timer(self, kind: int, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_kind = kind
+        self._timer = self.loop.call_later(delay, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_kind = _NO_TIMER
+
+    def _on_timer(self) -> None:
+        kind = self._timer_kind
+        self._timer = None
+        self._timer_kind = _NO_TIMER
+        if kind == _LINGER_TIMER:
+            self.transport.close()
+        elif self._closed:
+            return
+        elif kind == _KEEPALIVE_TIMER:
+            self._close()
+        elif kind == _HEADER_TIMER and self.cycle is None:
+            if self.conn.trailing_data[0]:
+                self._request_line = None
+                self._reject(408)  # part of a head arrived, too slowly
+            else:
+                self._close()  # an idle connection that never sent anything

@@ -1,0 +1,255 @@
+"""``Server``: binds, runs the reactor in its own thread, and shuts down in phases.
+
+Threads: the reactor thread runs the event loop and everything on it (connections, the
+app, lifespan). The thread that calls ``run()`` — normally the main thread — owns the
+signal handlers and only ever talks to the loop through ``call_soon_threadsafe``.
+
+Shutdown phases (each logged): stop accepting → close idle keep-alive connections, and
+tell busy ones to close after their response → wait for in-flight requests up to the
+graceful timeout → cancel what remains and drop its connections → lifespan shutdown →
+close the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import threading
+from typing import Any
+
+from server._loop import create_loop
+from server.config import Config
+from server.http11 import H11Protocol
+from server.importer import ImportFromStringError
+from server.lifespan import Lifespan
+from server.logging import configure_logging, error_logger
+from server.state import ServerState
+
+EXIT_OK = 0
+EXIT_LOAD_ERROR = 1
+EXIT_STARTUP_FAILED = 3
+
+
+class StartupError(Exception):
+    """The server could not start; ``exit_code`` says why (1: app/bind, 3: lifespan)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_LOAD_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.state: ServerState | None = None
+        self.sockets: list[socket.socket] = []
+        self.exit_code = EXIT_OK
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._startup_error: StartupError | None = None
+        self._stop: asyncio.Future | None = None
+        self._forced: asyncio.Future | None = None
+        self._signals = 0
+
+    # -- public API (any thread) ---------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with ``port=0``)."""
+        return self.sockets[0].getsockname()[1]
+
+    def start(self) -> None:
+        """Load the app, bind, start the reactor thread; return once listening.
+
+        Raises ``StartupError`` if the app cannot be loaded, the address cannot be bound,
+        or lifespan startup fails.
+        """
+        config = self.config
+        try:
+            app = config.load()
+        except ImportFromStringError as exc:
+            raise StartupError(f"Error loading ASGI app. {exc}")
+        self.sockets = [self._bind()]
+        self.loop = create_loop(config.selector)
+        self.state = ServerState(config)
+        self._thread = threading.Thread(
+            target=self._thread_main, args=(app,), name="treadle-reactor", daemon=True
+        )
+        self._thread.start()
+        self._started.wait()
+        if self._startup_error is not None:
+            self._thread.join()
+            raise self._startup_error
+
+    def request_shutdown(self, force: bool = False) -> None:
+        """Begin graceful shutdown (``force``: do not wait for in-flight requests). Thread-safe."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._begin_shutdown, force)
+        except RuntimeError:
+            pass  # the loop closed meanwhile: already shut down
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Shut down gracefully and wait for the reactor thread to finish."""
+        self.request_shutdown()
+        self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self) -> int:
+        """Serve until SIGINT/SIGTERM; returns the process exit code. Blocks the caller."""
+        configure_logging(self.config.log_level, self.config.log_config, self.config.access_log)
+        handlers: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, self._handle_signal)
+        try:
+            try:
+                self.start()
+            except StartupError as exc:
+                error_logger.error("%s", exc)
+                return exc.exit_code
+            except OSError as exc:
+                error_logger.error("%s", exc)
+                return EXIT_LOAD_ERROR
+            while self.running:
+                self.join(0.5)  # wake regularly so signal handlers run promptly
+            return self.exit_code
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+
+    # -- main thread -----------------------------------------------------------------------------
+
+    def _handle_signal(self, signum: int, frame: Any) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            error_logger.info("Received %s; shutting down gracefully.", signal.Signals(signum).name)
+            self.request_shutdown()
+        else:
+            error_logger.info("Received %s again; forcing shutdown.", signal.Signals(signum).name)
+            self.request_shutdown(force=True)
+
+    def _bind(self) -> socket.socket:
+        config = self.config
+        infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, socktype, proto, _, address = infos[0]
+        sock = socket.socket(family, socktype, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(config.backlog)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    # -- reactor thread --------------------------------------------------------------------------
+
+    def _thread_main(self, app: Any) -> None:
+        loop = self.loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve(app))
+        except BaseException as exc:  # pragma: no cover - a bug in the server itself
+            error_logger.critical("Server crashed", exc_info=exc)
+            self.exit_code = 1
+            if not self._started.is_set():
+                self._startup_error = StartupError(f"Server crashed: {exc!r}")
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                loop.close()
+                asyncio.set_event_loop(None)
+                for sock in self.sockets:
+                    sock.close()
+                self._started.set()
+
+    async def _serve(self, app: Any) -> None:
+        loop = asyncio.get_running_loop()
+        config = self.config
+        state = self.state
+        assert state is not None
+        self._stop = loop.create_future()
+        self._forced = loop.create_future()
+
+        lifespan = None
+        if config.lifespan != "off":
+            lifespan = Lifespan(app, config.lifespan, state.lifespan_state)
+            if not await lifespan.startup():
+                self._startup_error = StartupError("Application startup failed.", EXIT_STARTUP_FAILED)
+                self.exit_code = EXIT_STARTUP_FAILED
+                self._started.set()
+                return
+
+        def protocol_factory() -> H11Protocol:
+            return H11Protocol(config, state, app, loop)
+
+        servers = [
+            await loop.create_server(protocol_factory, sock=sock, backlog=config.backlog)
+            for sock in self.sockets
+        ]
+        host, port = self.sockets[0].getsockname()[:2]
+        error_logger.info("Treadle running on http://%s:%d (Press CTRL+C to quit)", host, port)
+        self._started.set()
+
+        await self._stop
+        # Phase 1: stop accepting.
+        for server in servers:
+            server.close()
+        # Phase 2: close idle connections; busy ones close after their current response.
+        state.closing = True
+        for conn in list(state.connections):
+            conn.shutdown()
+        # Phase 3: let in-flight requests finish, up to the graceful timeout.
+        all_closed = loop.create_future()
+        state.on_all_closed = lambda: all_closed.done() or all_closed.set_result(None)
+        if not state.connections:
+            all_closed.set_result(None)
+        waits: list[Any] = [all_closed]
+        if state.tasks:
+            waits.append(loop.create_task(asyncio.wait(list(state.tasks))))
+        everything = loop.create_task(asyncio.wait(waits))
+        await asyncio.wait(
+            [everything, self._forced],
+            timeout=config.timeout_graceful_shutdown,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if state.tasks:
+            error_logger.warning("Cancelling %d request(s) still running.", len(state.tasks))
+        # Phase 4: cancel what remains, drop remaining connections.
+        for task in list(state.tasks):
+            task.cancel()
+        if state.tasks:
+            await asyncio.wait(list(state.tasks), timeout=5.0)
+        for conn in list(state.connections):
+            conn.force_close()
+        everything.cancel()
+        for waiter in waits[1:]:
+            waiter.cancel()
+        # Phase 5: lifespan shutdown.
+        if lifespan is not None:
+            await lifespan.shutdown()
+        error_logger.info("Finished server process.")
+
+    def _begin_shutdown(self, force: bool) -> None:
+        if force and self._forced is not None and not self._forced.done():
+            self._forced.set_result(None)  # ends the graceful wait at once
+        if self._stop is not None and not self._stop.done():
+            self._stop.set_result(None)

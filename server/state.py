@@ -1,0 +1,49 @@
+"""State shared by all connections of one server: live connections, running request tasks,
+the lifespan state, and the pre-rendered default response headers.
+
+Discussion: the ``Date`` header changes once a second, so it is rendered at most once a
+second (``email.utils.formatdate`` is slow) and cached together with ``Server`` and the
+``--header`` lines as one ready-to-send byte string per combination the app can ask for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from email.utils import formatdate
+from typing import Any
+
+from server.config import Config
+
+
+class ServerState:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.connections: set[Any] = set()  # live protocol objects
+        self.tasks: set[asyncio.Task] = set()  # running ASGI request tasks
+        self.active_requests = 0  # for --limit-concurrency
+        self.lifespan_state: dict[str, Any] = {}
+        self.closing = False
+        self.on_all_closed: Any = None  # called when the last connection goes while closing
+        self.total_requests = 0
+        self._server_line = b"server: treadle\r\n" if config.server_header else b""
+        self._extra_lines = b"".join(n + b": " + v + b"\r\n" for n, v in config.encoded_headers())
+        self._date_second = -1
+        # index: (app_sets_date << 1) | app_sets_server
+        self._blocks = [b"", b"", b"", b""]
+
+    def default_headers(self, app_has_date: bool, app_has_server: bool) -> bytes:
+        """The server-added header lines, omitting those the app already set itself."""
+        now = time.time()
+        second = int(now)
+        if second != self._date_second:
+            self._render(now, second)
+        return self._blocks[(app_has_date << 1) | app_has_server]
+
+    def _render(self, now: float, second: int) -> None:
+        self._date_second = second
+        date = b"date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
+        if not self.config.date_header:
+            date = b""
+        server, extra = self._server_line, self._extra_lines
+        self._blocks = [server + date + extra, date + extra, server + extra, extra]

@@ -1,0 +1,11 @@
+"""ASGI type aliases, in one place (as Starlette does) so signatures stay short and honest."""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, MutableMapping
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
