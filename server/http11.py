@@ -214,11 +214,21 @@ class H11Protocol(asyncio.Protocol):
         config = self.config
         headers = [(name, value) for name, value in event.headers]
         http_version = event.http_version
+        if http_version != b"1.1" and http_version != b"1.0":
+            if http_version[:2] != b"1.":
+                self._reject(505)  # RFC 9112 2.3: another major version is not ours to answer
+                return
+            http_version = b"1.1"  # a higher 1.x minor version is answered as 1.1
         http10 = http_version == b"1.0"
         keep_alive = not http10
         content_length = None
         te_trailers = False
+        chunked = False
+        # h11 enforces the head limit only on heads that arrive in pieces; measure whole
+        # ones here (request line + one "name: value CRLF" per field, as on the wire).
+        head_size = len(event.method) + len(event.target) + 12
         for name, value in headers:
+            head_size += len(name) + len(value) + 4
             if name == b"connection":
                 tokens = {t.strip() for t in value.lower().split(b",")}
                 if b"close" in tokens:
@@ -229,6 +239,8 @@ class H11Protocol(asyncio.Protocol):
                 content_length = int(value)  # h11 has validated it
             elif name == b"te":
                 te_trailers = b"trailers" in value.lower()
+            elif name == b"transfer-encoding":
+                chunked = True
         method = event.method.decode("ascii")
         target = event.target
         version = http_version.decode("ascii")
@@ -245,6 +257,14 @@ class H11Protocol(asyncio.Protocol):
         self._status = 0
         self._bytes_sent = 0
 
+        if head_size > config.limit_request_head_size:
+            self._reject(431)
+            return
+        if chunked and content_length is not None:
+            # RFC 9112 6.1: both framings at once is a request-smuggling vector; h11 would
+            # follow Transfer-Encoding, we refuse (and, as required, close).
+            self._reject(400)
+            return
         limit = config.limit_concurrency
         if limit is not None and state.active_requests >= limit:
             self._reject(503)
@@ -461,6 +481,10 @@ class H11Protocol(asyncio.Protocol):
 
     def abort(self, cycle: RequestCycle) -> None:
         if cycle is self.cycle and not self._closed:
+            if self._head is not None:
+                self._head = None  # nothing on the wire yet: a clean 500 is still possible
+                self._reject(500)
+                return
             self._log_access()
             self._close()
 
@@ -470,9 +494,15 @@ class H11Protocol(asyncio.Protocol):
     # -- responses and closing -----------------------------------------------------------------
 
     def _length_error(self, message: str) -> None:
-        error_logger.error("%s Closing the connection.", message)
-        self._log_access()
-        self._close()
+        if self._head is not None:
+            # Nothing is on the wire yet, so the client can still get a clean 500.
+            self._head = None
+            error_logger.error("%s Sending 500 instead.", message)
+            self._reject(500)
+        else:
+            error_logger.error("%s Closing the connection.", message)
+            self._log_access()
+            self._close()
         raise RuntimeError(message)
 
     def _response_complete(self) -> None:

@@ -1,0 +1,264 @@
+"""Fixtures for the server tests: a real server on 127.0.0.1 port 0 in a background thread,
+and a small raw-socket HTTP client for byte-exact assertions.
+
+Nothing here sleeps in hope: waits are on conditions, each with a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from server import Config, Server
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.005) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {predicate}")
+        time.sleep(interval)
+
+
+class RunningServer:
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.port = server.port
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    @property
+    def state(self) -> Any:
+        return self.server.state
+
+    def connect(self, timeout: float = 5.0) -> RawClient:
+        return RawClient(self.port, timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.shutdown(timeout)
+        assert not self.server.running, "server thread did not stop"
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., RunningServer]]:
+    """``serve(app, **config_options)`` starts a server; all are stopped at teardown."""
+    started: list[RunningServer] = []
+
+    def start(app: Any, **options: Any) -> RunningServer:
+        options.setdefault("port", 0)
+        options.setdefault("lifespan", "off")
+        server = Server(Config(app, **options))
+        server.start()
+        running = RunningServer(server)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+class Response:
+    def __init__(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], body: bytes,
+                 trailers: list[tuple[bytes, bytes]], http_version: bytes) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.trailers = trailers
+        self.http_version = http_version
+
+    def header(self, name: bytes) -> bytes | None:
+        values = self.header_list(name)
+        return values[0] if values else None
+
+    def header_list(self, name: bytes) -> list[bytes]:
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+    @property
+    def chunked(self) -> bool:
+        return self.header(b"transfer-encoding") == b"chunked"
+
+
+class RawClient:
+    """A blocking socket with just enough HTTP/1.1 response parsing for tests."""
+
+    def __init__(self, port: int, timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        if not data:
+            return False
+        self.buffer += data
+        return True
+
+    def _read_until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            if not self._fill():
+                raise ConnectionError(f"closed before {marker!r}; have {self.buffer!r}")
+        head, _, self.buffer = self.buffer.partition(marker)
+        return head
+
+    def _read_exact(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            if not self._fill():
+                raise ConnectionError(f"closed with {len(self.buffer)} of {n} bytes")
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def read_head(self) -> tuple[int, bytes, list[tuple[bytes, bytes]], bytes]:
+        head = self._read_until(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        version, status, reason = (lines[0].split(b" ", 2) + [b""])[:3]
+        headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers.append((name.strip().lower(), value.strip()))
+        return int(status), reason, headers, version
+
+    def read_response(self, head_request: bool = False) -> Response:
+        while True:
+            status, reason, headers, version = self.read_head()
+            if status >= 200:
+                break  # skip 1xx interim responses
+        resp = Response(status, reason, headers, b"", [], version)
+        if head_request or status in (204, 304):
+            return resp
+        if resp.chunked:
+            body = b""
+            while True:
+                size = int(self._read_until(b"\r\n").split(b";")[0], 16)
+                if size == 0:
+                    break
+                body += self._read_exact(size)
+                assert self._read_exact(2) == b"\r\n"
+            while True:  # trailer section, ended by an empty line
+                line = self._read_until(b"\r\n")
+                if not line:
+                    break
+                name, _, value = line.partition(b":")
+                resp.trailers.append((name.strip().lower(), value.strip()))
+            resp.body = body
+        elif resp.header(b"content-length") is not None:
+            resp.body = self._read_exact(int(resp.header(b"content-length")))
+        else:
+            resp.body = self.read_until_close()
+        return resp
+
+    def read_until_close(self) -> bytes:
+        while self._fill():
+            pass
+        data, self.buffer = self.buffer, b""
+        return data
+
+    def is_closed(self, timeout: float = 5.0) -> bool:
+        """True once the server closed the connection (EOF or reset), within ``timeout``."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return True
+                self.buffer += data
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+
+def request(method: str = "GET", target: str = "/", headers: list[tuple[str, str]] | None = None,
+            body: bytes = b"", version: str = "1.1") -> bytes:
+    """Render a request; adds Host, and Content-Length when there is a body."""
+    lines = [f"{method} {target} HTTP/{version}", "Host: test"]
+    for name, value in headers or []:
+        lines.append(f"{name}: {value}")
+    if body and not any(n.lower() in ("content-length", "transfer-encoding") for n, _ in headers or []):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+# -- small ASGI apps used across test files ---------------------------------------------------
+
+
+async def read_body(receive: Any) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        assert message["type"] == "http.request", message
+        body += message["body"]
+        if not message.get("more_body"):
+            return body
+
+
+def text_app(text: bytes = b"hello", status: int = 200, extra: list | None = None) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await read_body(receive)
+        headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
+        await send({"type": "http.response.body", "body": text})
+
+    return app
+
+
+async def echo_app(scope: Any, receive: Any, send: Any) -> None:
+    """Echoes the request body, streamed back chunk by chunk (chunked framing)."""
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        await send({"type": "http.response.body", "body": message["body"], "more_body": True})
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.body", "body": b""})
+
+
+class Recorder:
+    """An app wrapper that records scopes and lets a test observe the app's progress."""
+
+    def __init__(self, app: Any = None) -> None:
+        self.app = app or text_app()
+        self.scopes: list[Any] = []
+        self.errors: list[BaseException] = []
+        self.lock = threading.Lock()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        with self.lock:
+            self.scopes.append(scope)
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as exc:
+            with self.lock:
+                self.errors.append(exc)
+            raise
+
+
+@contextlib.contextmanager
+def closing_socket(port: int) -> Iterator[socket.socket]:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        yield sock
+    finally:
+        sock.close()
