@@ -192,8 +192,8 @@ class RequestCycle:
                 self._wake()
             if waiter is not None:
                 await waiter
-                if self.disconnected and more:
-                    raise ClientDisconnected("The client disconnected.")
+            if self.disconnected and more:
+                raise ClientDisconnected("The client disconnected.")
         elif state == START:
             if mtype != "http.response.start":
                 raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{mtype}'.")

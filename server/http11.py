@@ -420,7 +420,10 @@ class H11Protocol(asyncio.Protocol):
         self._head = b"".join(lines)
 
     def send_body(self, cycle: RequestCycle, data: bytes, more_body: bool) -> Awaitable[None] | None:
-        if self._closed or cycle is not self.cycle:
+        if self._closed or cycle is not self.cycle or self.transport.is_closing():
+            # A failed write closes the transport before connection_lost runs; an app that
+            # never yields must still learn of it here rather than write into the void.
+            cycle.disconnect()
             return None
         framing = self._framing
         if framing == _CHUNKED:

@@ -67,8 +67,15 @@ def serve() -> Iterator[Callable[..., RunningServer]]:
 
 
 class Response:
-    def __init__(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], body: bytes,
-                 trailers: list[tuple[bytes, bytes]], http_version: bytes) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        trailers: list[tuple[bytes, bytes]],
+        http_version: bytes,
+    ) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
@@ -188,8 +195,13 @@ class RawClient:
             return False
 
 
-def request(method: str = "GET", target: str = "/", headers: list[tuple[str, str]] | None = None,
-            body: bytes = b"", version: str = "1.1") -> bytes:
+def request(
+    method: str = "GET",
+    target: str = "/",
+    headers: list[tuple[str, str]] | None = None,
+    body: bytes = b"",
+    version: str = "1.1",
+) -> bytes:
     """Render a request; adds Host, and Content-Length when there is a body."""
     lines = [f"{method} {target} HTTP/{version}", "Host: test"]
     for name, value in headers or []:

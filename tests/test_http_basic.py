@@ -13,7 +13,9 @@ def test_scope_has_every_key(serve):
     rec = Recorder()
     srv = serve(rec, root_path="/mount")
     with srv.connect() as c:
-        c.send(request("GET", "/a%20b/caf%C3%A9/%2F?x=1&y=%20", headers=[("X-Thing", "One"), ("x-thing", "two")]))
+        c.send(
+            request("GET", "/a%20b/caf%C3%A9/%2F?x=1&y=%20", headers=[("X-Thing", "One"), ("x-thing", "two")])
+        )
         resp = c.read_response()
         assert resp.status == 200
         local = c.sock.getsockname()
@@ -58,8 +60,13 @@ def test_keep_alive_serves_many_requests_on_one_connection(serve):
 def test_pipelined_requests_are_answered_in_order(serve):
     async def app(scope, receive, send):
         body = scope["path"].encode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     srv = serve(app)

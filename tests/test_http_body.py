@@ -9,7 +9,7 @@ import threading
 
 import httpx
 import pytest
-from conftest import Recorder, echo_app, read_body, request, text_app, wait_until
+from conftest import Recorder, echo_app, read_body, request, wait_until
 
 
 def test_request_body_arrives_in_chunks_with_more_body(serve):
@@ -85,7 +85,13 @@ def test_expect_100_continue_sent_only_when_app_reads(serve):
             await asyncio.sleep(0.005)
         reading.set()
         body = await read_body(receive)
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"%d" % len(body))],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     srv = serve(app)
@@ -131,8 +137,13 @@ def test_content_length_mismatch_closes_connection(serve, caplog, declared, part
     errors = []
 
     async def app(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", str(declared).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(declared).encode())],
+            }
+        )
         try:
             await send({"type": "http.response.body", "body": parts[0], "more_body": True})
             await send({"type": "http.response.body", "body": parts[1]})
@@ -156,8 +167,13 @@ def test_content_length_mismatch_closes_connection(serve, caplog, declared, part
 @pytest.mark.parametrize("declared,body", [(5, b"too long!"), (10, b"short")])
 def test_content_length_mismatch_before_anything_sent_is_500(serve, declared, body):
     async def app(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", str(declared).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(declared).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     srv = serve(app)
@@ -186,11 +202,19 @@ def test_content_length_split_over_chunks(serve):
 
 def _trailer_app(scope, receive, send):
     async def run():
-        await send({"type": "http.response.start", "status": 200, "trailers": True,
-                    "headers": [(b"trailer", b"x-checksum")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "trailers": True,
+                "headers": [(b"trailer", b"x-checksum")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"payload", "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc")], "more_trailers": True})
+        await send(
+            {"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc")], "more_trailers": True}
+        )
         await send({"type": "http.response.trailers", "headers": [(b"x-more", b"1")]})
 
     return run()
@@ -210,8 +234,14 @@ def test_trailers_sent_when_client_accepts_them(serve):
 
 def test_trailers_dropped_with_content_length(serve):
     async def app(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200, "trailers": True,
-                    "headers": [(b"content-length", b"2")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "trailers": True,
+                "headers": [(b"content-length", b"2")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"ok"})
         await send({"type": "http.response.trailers", "headers": [(b"x-t", b"1")]})
 

@@ -117,20 +117,37 @@ def test_app_returns_without_completing_response_closes(serve, caplog):
     wait_until(lambda: any("without completing response" in r.getMessage() for r in caplog.records))
 
 
+START = "http.response.start"
 INVALID = [
     ([{"type": "http.response.body", "body": b""}], "Expected ASGI message 'http.response.start'"),
     ([{"type": "http.response.start", "status": "200"}], "'status'"),
     ([{"type": "http.response.start", "status": 101}], "'status'"),
     ([{"type": "http.response.start", "status": 200, "headers": [("x", "y")]}], "must be bytes"),
     ([{"type": "http.response.start", "status": 200, "headers": [(b"x",)]}], "[name, value]"),
-    ([{"type": "http.response.start", "status": 200, "headers": [(b"x", b"a\r\nb")]}], "Invalid header value"),
-    ([{"type": "http.response.start", "status": 200, "headers": [(b"bad name", b"v")]}], "Invalid header name"),
-    ([{"type": "http.response.start", "status": 200}, {"type": "http.response.start", "status": 200}],
-     "Expected ASGI message 'http.response.body'"),
-    ([{"type": "http.response.start", "status": 200}, {"type": "http.response.body", "body": "text"}],
-     "must be bytes"),
-    ([{"type": "http.response.start", "status": 200}, {"type": "http.response.body"},
-      {"type": "http.response.body"}], "after response already completed"),
+    (
+        [{"type": "http.response.start", "status": 200, "headers": [(b"x", b"a\r\nb")]}],
+        "Invalid header value",
+    ),
+    (
+        [{"type": "http.response.start", "status": 200, "headers": [(b"bad name", b"v")]}],
+        "Invalid header name",
+    ),
+    (
+        [{"type": "http.response.start", "status": 200}, {"type": "http.response.start", "status": 200}],
+        "Expected ASGI message 'http.response.body'",
+    ),
+    (
+        [{"type": "http.response.start", "status": 200}, {"type": "http.response.body", "body": "text"}],
+        "must be bytes",
+    ),
+    (
+        [
+            {"type": "http.response.start", "status": 200},
+            {"type": "http.response.body"},
+            {"type": "http.response.body"},
+        ],
+        "after response already completed",
+    ),
     (["not a dict"], "must be a dict"),
 ]
 
