@@ -9,6 +9,7 @@ import subprocess
 
 import httpx
 import pytest
+from conftest import wait_until
 from fastapi import FastAPI
 from pydantic import BaseModel
 from starlette.applications import Starlette
@@ -16,8 +17,6 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route
-
-from conftest import wait_until
 
 
 def make_starlette(events: list) -> Starlette:
