@@ -1,0 +1,584 @@
+"""The loop itself: ready queue, timers, selector dispatch, cross-thread wake-ups.
+
+One pass of the loop (`_run_once`) is the whole machine:
+
+    1. ask the selector which file descriptors are ready, waiting no longer than the
+       next timer's deadline (and not at all if callbacks are already queued);
+    2. queue the reader/writer callbacks of the ready descriptors;
+    3. queue the timers that have come due;
+    4. run the callbacks that were queued when the pass began, and no more: callbacks
+       they schedule wait for the next pass, so I/O is never starved.
+
+Everything else an asyncio loop offers (sockets, servers, subprocesses, TLS...) is built
+on `add_reader`/`add_writer`, `call_soon` and `call_at` by the mixins in this package.
+Futures, tasks and handles are asyncio's own classes: they only need a loop to call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+import warnings
+import weakref
+from asyncio import events, futures, tasks
+from selectors import EVENT_READ, EVENT_WRITE
+
+from .executor import wrap_concurrent_future
+from .selection import make_selector
+from .timers import TimerHeap
+from .waker import Waker
+
+logger = logging.getLogger("reactor")
+# Unhandled-exception reports keep asyncio's logger, so an app's logging setup for asyncio
+# applies whichever loop it runs on.
+asyncio_logger = logging.getLogger("asyncio")
+
+# A blocking wait longer than a day is never needed: a timer that far out simply makes the
+# loop wake once a day and wait again (epoll rejects timeouts past ~24.8 days anyway).
+_MAX_SELECT_TIMEOUT = 24 * 3600
+_DEBUG_STACK_DEPTH = 10
+
+
+def _env_debug() -> bool:
+    return sys.flags.dev_mode or (
+        not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG"))
+    )
+
+
+class CoreLoop(asyncio.AbstractEventLoop):
+    """The scheduling core of `Reactor`; see the module docstring for one pass of the loop."""
+
+    def __init__(self, selector: str | None = None) -> None:
+        self._selector = make_selector(selector)
+        self.selector_name = type(self._selector).__name__.replace("Selector", "").lower()
+        self._ready: collections.deque[events.Handle] = collections.deque()
+        self._timers = TimerHeap()
+        self._clock_resolution = time.get_clock_info("monotonic").resolution
+        self._closed = False
+        self._stopping = False
+        self._thread_id: int | None = None
+        self._debug = _env_debug()
+        self.slow_callback_duration = 0.1
+        self._exception_handler = None
+        self._task_factory = None
+        self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._executor_shutdown_called = False
+        self._asyncgens: weakref.WeakSet = weakref.WeakSet()
+        self._asyncgens_shutdown_called = False
+        # fd -> transport that owns it, so add_reader/sock_* cannot steal a transport's socket.
+        self._transports: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self._waker = Waker()
+        self._selector.register(self._waker.fd, EVENT_READ, (events.Handle(self._waker.drain, (), self), None))
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} selector={self.selector_name} running={self.is_running()} "
+            f"closed={self._closed} debug={self._debug}>"
+        )
+
+    # ------------------------------------------------------------------ running and stopping
+
+    def run_forever(self) -> None:
+        self._check_closed()
+        self._check_not_running()
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        self._thread_id = threading.get_ident()
+        self._set_coroutine_origin_tracking(self._debug)
+        sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook)
+        events._set_running_loop(self)
+        try:
+            while True:
+                self._run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._stopping = False
+            self._thread_id = None
+            events._set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)
+            sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    def run_until_complete(self, future):
+        self._check_closed()
+        self._check_not_running()
+        new_task = not futures.isfuture(future)
+        future = tasks.ensure_future(future, loop=self)
+        if new_task:
+            # An exception we raise from here reaches the caller; don't also log it as never retrieved.
+            future._log_destroy_pending = False
+        future.add_done_callback(_stop_loop_of)
+        try:
+            self.run_forever()
+        except BaseException:
+            if new_task and future.done() and not future.cancelled():
+                future.exception()  # mark it retrieved: the caller sees the loop's exception instead
+            raise
+        finally:
+            future.remove_done_callback(_stop_loop_of)
+        if not future.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return future.result()
+
+    def stop(self) -> None:
+        """Finish the current pass (callbacks already queued run), then leave run_forever()."""
+        self._stopping = True
+
+    def is_running(self) -> bool:
+        return self._thread_id is not None
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self._closed:
+            return
+        if self._debug:
+            logger.debug("Close %r", self)
+        self._closed = True
+        self._ready.clear()
+        self._timers.clear()
+        executor, self._default_executor = self._default_executor, None
+        self._executor_shutdown_called = True
+        if executor is not None:
+            executor.shutdown(wait=False)
+        self._close_resources()
+        self._selector.close()
+        self._waker.close()
+
+    def _close_resources(self) -> None:
+        """Hook for mixins that own OS resources (signal handlers...) released on close()."""
+
+    def _check_closed(self) -> None:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+
+    def _check_not_running(self) -> None:
+        if self.is_running():
+            raise RuntimeError("This event loop is already running")
+        if events._get_running_loop() is not None:
+            raise RuntimeError("Cannot run the event loop while another loop is running")
+
+    # ------------------------------------------------------------------ one pass of the loop
+
+    def _run_once(self) -> None:
+        ready = self._ready
+        timers = self._timers
+        if ready or self._stopping:
+            timeout = 0
+        else:
+            deadline = timers.next_deadline()
+            if deadline is None:
+                timeout = None
+            else:
+                timeout = min(max(0.0, deadline - time.monotonic()), _MAX_SELECT_TIMEOUT)
+
+        for key, mask in self._selector.select(timeout):
+            reader, writer = key.data
+            if mask & EVENT_READ and reader is not None:
+                if reader._cancelled:
+                    self._remove_reader(key.fd)
+                else:
+                    ready.append(reader)
+            if mask & EVENT_WRITE and writer is not None:
+                if writer._cancelled:
+                    self._remove_writer(key.fd)
+                else:
+                    ready.append(writer)
+
+        # The clock's resolution is added so a timer due "now" is not left for one more pass.
+        timers.pop_due(time.monotonic() + self._clock_resolution, ready)
+
+        # Only what is queued now: callbacks scheduled by these run on the next pass.
+        if self._debug:
+            self._run_ready_debug(len(ready))
+            return
+        popleft = ready.popleft
+        for _ in range(len(ready)):
+            handle = popleft()
+            if not handle._cancelled:
+                handle._run()
+
+    def _run_ready_debug(self, count: int) -> None:
+        popleft = self._ready.popleft
+        for _ in range(count):
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            started = time.monotonic()
+            handle._run()
+            took = time.monotonic() - started
+            if took >= self.slow_callback_duration:
+                logger.warning("Executing %s took %.3f seconds", _describe_handle(handle), took)
+
+    # ------------------------------------------------------------------ scheduling callbacks
+
+    def time(self) -> float:
+        return time.monotonic()
+
+    def call_soon(self, callback, *args, context=None) -> events.Handle:
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_soon")
+        handle = events.Handle(callback, args, self, context)
+        if handle._source_traceback:
+            del handle._source_traceback[-1]
+        self._ready.append(handle)
+        return handle
+
+    def call_soon_threadsafe(self, callback, *args, context=None) -> events.Handle:
+        self._check_closed()
+        if self._debug:
+            self._check_callback(callback, "call_soon_threadsafe")
+        handle = events.Handle(callback, args, self, context)
+        if handle._source_traceback:
+            del handle._source_traceback[-1]
+        # deque.append is atomic, so the queue itself needs no lock; the wake-up makes a
+        # loop blocked in select() see the new entry at once.
+        self._ready.append(handle)
+        self._waker.wake()
+        return handle
+
+    def call_later(self, delay, callback, *args, context=None) -> events.TimerHandle:
+        if delay is None:
+            raise TypeError("delay must not be None")
+        return self.call_at(time.monotonic() + delay, callback, *args, context=context)
+
+    def call_at(self, when, callback, *args, context=None) -> events.TimerHandle:
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_at")
+        timer = events.TimerHandle(when, callback, args, self, context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        self._timers.push(timer)
+        return timer
+
+    def _timer_handle_cancelled(self, handle: events.TimerHandle) -> None:
+        """Called by TimerHandle.cancel() for a handle still in the heap."""
+        if handle._scheduled:
+            self._timers.cancelled(handle)
+
+    def _check_callback(self, callback, method: str) -> None:
+        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+            raise TypeError(f"coroutines cannot be used with {method}()")
+        if not callable(callback):
+            raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
+
+    def _check_thread(self) -> None:
+        """In debug mode, catch non-threadsafe calls made from a thread the loop is not running in."""
+        if self._thread_id is not None and self._thread_id != threading.get_ident():
+            raise RuntimeError(
+                "Non-thread-safe operation invoked on an event loop other than the current one"
+            )
+
+    # ------------------------------------------------------------------ futures and tasks
+
+    def create_future(self) -> asyncio.Future:
+        return futures.Future(loop=self)
+
+    def create_task(self, coro, *, name=None, context=None, **kwargs) -> asyncio.Task:
+        self._check_closed()
+        if context is not None:
+            kwargs["context"] = context
+        if self._task_factory is None:
+            task = tasks.Task(coro, loop=self, name=name, **kwargs)
+            if task._source_traceback:
+                del task._source_traceback[-1]
+        else:
+            task = self._task_factory(self, coro, **kwargs)
+            if name is not None:
+                task.set_name(name)
+        return task
+
+    def set_task_factory(self, factory) -> None:
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        self._task_factory = factory
+
+    def get_task_factory(self):
+        return self._task_factory
+
+    # ------------------------------------------------------------------ readiness callbacks
+
+    def add_reader(self, fd, callback, *args) -> None:
+        self._check_closed()
+        self._ensure_fd_no_transport(fd)
+        self._add_reader(fd, callback, *args)
+
+    def add_writer(self, fd, callback, *args) -> None:
+        self._check_closed()
+        self._ensure_fd_no_transport(fd)
+        self._add_writer(fd, callback, *args)
+
+    def remove_reader(self, fd) -> bool:
+        self._ensure_fd_no_transport(fd)
+        return self._remove_reader(fd)
+
+    def remove_writer(self, fd) -> bool:
+        self._ensure_fd_no_transport(fd)
+        return self._remove_writer(fd)
+
+    def _ensure_fd_no_transport(self, fd) -> None:
+        fileno = _fileno(fd)
+        transport = self._transports.get(fileno)
+        if transport is not None and not transport.is_closing():
+            raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
+
+    def _add_reader(self, fd, callback, *args) -> events.Handle:
+        return self._watch(fd, EVENT_READ, events.Handle(callback, args, self, None))
+
+    def _add_writer(self, fd, callback, *args) -> events.Handle:
+        return self._watch(fd, EVENT_WRITE, events.Handle(callback, args, self, None))
+
+    def _watch(self, fd, event: int, handle: events.Handle) -> events.Handle:
+        self._check_closed()
+        selector = self._selector
+        try:
+            key = selector.get_key(fd)
+        except KeyError:
+            selector.register(fd, event, (handle, None) if event == EVENT_READ else (None, handle))
+            return handle
+        reader, writer = key.data
+        old = reader if event == EVENT_READ else writer
+        data = (handle, writer) if event == EVENT_READ else (reader, handle)
+        try:
+            selector.modify(fd, key.events | event, data)
+        except OSError:
+            # The fd was closed and its number reused behind our back: the kernel forgot the
+            # old registration, the selector's map did not. Start afresh for the new file.
+            self._forget_stale_fd(fd)
+            selector.register(fd, event, (handle, None) if event == EVENT_READ else (None, handle))
+        if old is not None:
+            old.cancel()
+        return handle
+
+    def _remove_reader(self, fd) -> bool:
+        return self._unwatch(fd, EVENT_READ)
+
+    def _remove_writer(self, fd) -> bool:
+        return self._unwatch(fd, EVENT_WRITE)
+
+    def _unwatch(self, fd, event: int) -> bool:
+        if self._closed:
+            return False
+        try:
+            key = self._selector.get_key(fd)
+        except KeyError:
+            return False
+        reader, writer = key.data
+        handle = reader if event == EVENT_READ else writer
+        remaining = key.events & ~event
+        try:
+            if remaining:
+                data = (None, writer) if event == EVENT_READ else (reader, None)
+                self._selector.modify(fd, remaining, data)
+            else:
+                self._selector.unregister(fd)
+        except OSError:
+            self._forget_stale_fd(fd)
+        if handle is None:
+            return False
+        handle.cancel()
+        return True
+
+    def _forget_stale_fd(self, fd) -> None:
+        try:
+            self._selector.unregister(fd)
+        except (KeyError, OSError, ValueError):
+            # select/poll backends may still hold the stale entry in their own map.
+            self._selector._fd_to_key.pop(_fileno(fd), None)
+
+    # ------------------------------------------------------------------ the thread pool bridge
+
+    def run_in_executor(self, executor, func, *args) -> asyncio.Future:
+        self._check_closed()
+        if self._debug:
+            self._check_callback(func, "run_in_executor")
+        if executor is None:
+            executor = self._default_executor
+            if executor is None:
+                if self._executor_shutdown_called:
+                    raise RuntimeError("Executor shutdown has been called")
+                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="reactor-executor")
+                self._default_executor = executor
+        return wrap_concurrent_future(executor.submit(func, *args), self)
+
+    def set_default_executor(self, executor) -> None:
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError("executor must be ThreadPoolExecutor")
+        self._default_executor = executor
+
+    async def shutdown_default_executor(self, timeout=None) -> None:
+        """Wait for the default executor's threads, in a helper thread so the loop keeps running."""
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is None:
+            return
+        done = self.create_future()
+        thread = threading.Thread(target=self._join_executor, args=(executor, done), daemon=True)
+        thread.start()
+        try:
+            await asyncio.wait_for(asyncio.shield(done), timeout)
+        except asyncio.TimeoutError:
+            warnings.warn(
+                f"The executor did not finish joining its threads within {timeout} seconds.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            executor.shutdown(wait=False)
+        else:
+            thread.join()
+
+    def _join_executor(self, executor, done: asyncio.Future) -> None:
+        try:
+            executor.shutdown(wait=True)
+            if not self._closed:
+                self.call_soon_threadsafe(_set_result_unless_done, done, None)
+        except Exception as exc:
+            if not self._closed:
+                self.call_soon_threadsafe(_set_exception_unless_done, done, exc)
+
+    # ------------------------------------------------------------------ async generators
+
+    def _asyncgen_firstiter_hook(self, agen) -> None:
+        if self._asyncgens_shutdown_called:
+            warnings.warn(
+                f"asynchronous generator {agen!r} was scheduled after loop.shutdown_asyncgens() call",
+                ResourceWarning,
+                source=self,
+            )
+        self._asyncgens.add(agen)
+
+    def _asyncgen_finalizer_hook(self, agen) -> None:
+        self._asyncgens.discard(agen)
+        if not self.is_closed():
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
+    async def shutdown_asyncgens(self) -> None:
+        self._asyncgens_shutdown_called = True
+        if not self._asyncgens:
+            return
+        closing = list(self._asyncgens)
+        self._asyncgens.clear()
+        results = await asyncio.gather(*[agen.aclose() for agen in closing], return_exceptions=True)
+        for result, agen in zip(results, closing):
+            if isinstance(result, Exception):
+                self.call_exception_handler(
+                    {
+                        "message": f"an error occurred during closing of asynchronous generator {agen!r}",
+                        "exception": result,
+                        "asyncgen": agen,
+                    }
+                )
+
+    # ------------------------------------------------------------------ errors and debug mode
+
+    def get_exception_handler(self):
+        return self._exception_handler
+
+    def set_exception_handler(self, handler) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict) -> None:
+        message = context.get("message") or "Unhandled exception in event loop"
+        exception = context.get("exception")
+        exc_info = (type(exception), exception, exception.__traceback__) if exception is not None else False
+        lines = [message]
+        for key in sorted(context):
+            if key in ("message", "exception"):
+                continue
+            value = context[key]
+            if key == "source_traceback":
+                tb = "".join(traceback.format_list(value)).rstrip()
+                lines.append(f"Object created at (most recent call last):\n{tb}")
+            else:
+                lines.append(f"{key}: {value!r}")
+        asyncio_logger.error("\n".join(lines), exc_info=exc_info)
+
+    def call_exception_handler(self, context: dict) -> None:
+        if self._exception_handler is None:
+            try:
+                self.default_exception_handler(context)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                # Reporting must never take the loop down, even with a broken logging setup.
+                logger.error("Exception in default exception handler", exc_info=True)
+            return
+        try:
+            self._exception_handler(self, context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            try:
+                self.default_exception_handler(
+                    {"message": "Unhandled error in exception handler", "exception": exc, "context": context}
+                )
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error("Exception in default exception handler while handling an unexpected "
+                             "error in custom exception handler", exc_info=True)
+
+    def get_debug(self) -> bool:
+        return self._debug
+
+    def set_debug(self, enabled: bool) -> None:
+        self._debug = enabled
+        if self.is_running():
+            self.call_soon_threadsafe(self._set_coroutine_origin_tracking, enabled)
+
+    def _set_coroutine_origin_tracking(self, enabled: bool) -> None:
+        sys.set_coroutine_origin_tracking_depth(_DEBUG_STACK_DEPTH if enabled else 0)
+
+    def __del__(self, _warn=warnings.warn) -> None:
+        if not self.is_closed():
+            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            if not self.is_running():
+                self.close()
+
+
+def _fileno(fileobj) -> int:
+    if isinstance(fileobj, int):
+        return fileobj
+    try:
+        return int(fileobj.fileno())
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError(f"Invalid file object: {fileobj!r}") from None
+
+
+def _describe_handle(handle: events.Handle) -> str:
+    callback = handle._callback
+    task = getattr(callback, "__self__", None)
+    if isinstance(task, asyncio.Task):
+        return repr(task)
+    return repr(handle)
+
+
+def _stop_loop_of(future: asyncio.Future) -> None:
+    future.get_loop().stop()
+
+
+def _set_result_unless_done(future: asyncio.Future, result) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _set_exception_unless_done(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

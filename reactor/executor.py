@@ -1,0 +1,60 @@
+"""The bridge from a thread pool back to the reactor.
+
+`run_in_executor` submits work to a `concurrent.futures` pool and hands the caller an
+asyncio future. The worker thread must never touch that future (asyncio futures are not
+thread-safe): when the work finishes it only queues a callback with call_soon_threadsafe,
+which wakes the reactor, and the reactor settles the future. Cancelling the asyncio future
+cancels the pool's future too, so work that has not started never runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+
+
+def wrap_concurrent_future(work: concurrent.futures.Future, loop) -> asyncio.Future:
+    """An asyncio future on `loop` that settles when `work` does."""
+    result = loop.create_future()
+    result.add_done_callback(_Bridge(work).cancel_work)
+    work.add_done_callback(_Bridge(result, loop).work_done)
+    return result
+
+
+class _Bridge:
+    """One direction of the link between the two futures (a method, not a closure, per link)."""
+
+    __slots__ = ("target", "loop")
+
+    def __init__(self, target, loop=None) -> None:
+        self.target = target
+        self.loop = loop
+
+    def cancel_work(self, result: asyncio.Future) -> None:
+        # Runs in the reactor. Only a cancelled result cancels the work.
+        if result.cancelled():
+            self.target.cancel()
+
+    def work_done(self, work: concurrent.futures.Future) -> None:
+        # Runs in the worker thread (or at once if the work was already done).
+        loop = self.loop
+        if loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self.settle, work)
+        except RuntimeError:
+            pass  # the loop closed between the check and the call: nobody is waiting any more
+
+    def settle(self, work: concurrent.futures.Future) -> None:
+        # Back in the reactor. A result cancelled meanwhile is stale: drop the completion.
+        result = self.target
+        if result.done():
+            return
+        if work.cancelled():
+            result.cancel()
+            return
+        exc = work.exception()
+        if exc is not None:
+            result.set_exception(exc)
+        else:
+            result.set_result(work.result())

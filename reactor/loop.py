@@ -1,0 +1,28 @@
+"""`Reactor`: the complete event loop, assembled from one part per concern.
+
+    CoreLoop        ready queue, timers, selector dispatch, executor, errors  (core.py)
+    SocketOps       sock_recv / sock_sendall / sock_accept / ...             (sockops.py)
+    Networking      getaddrinfo, create_connection/server, TLS, sendfile     (network.py)
+    SignalHandling  add_signal_handler                                      (signals.py)
+    Pipes           connect_read_pipe / connect_write_pipe                   (pipes.py)
+    Subprocesses    subprocess_exec / subprocess_shell                       (subprocess.py)
+    Datagrams       create_datagram_endpoint                                 (datagram.py)
+"""
+
+from __future__ import annotations
+
+from .core import CoreLoop
+from .network import Networking
+from .signals import SignalHandling
+from .sockops import SocketOps
+
+
+class Reactor(SignalHandling, Networking, SocketOps, CoreLoop):
+    """An asyncio event loop built on `selectors`, written to be read.
+
+    `Reactor(selector="epoll")` picks the readiness backend by name ("epoll", "kqueue",
+    "devpoll", "poll" or "select"); the default is the best this OS offers.
+    """
+
+    def _close_resources(self) -> None:
+        self._close_signal_handlers()

@@ -1,0 +1,397 @@
+"""Stream socket transports: the bridge from readiness events to a Protocol.
+
+A `SocketTransport` owns one connected, non-blocking stream socket. Reading: when the
+selector reports it readable, recv and hand the bytes to `protocol.data_received` (or fill
+the protocol's own buffer, for a BufferedProtocol). Writing: `write()` tries `send` at once
+and only buffers what the kernel would not take; the rest goes out when the socket becomes
+writable. Flow control is the watermark pair every asyncio transport has: above the high
+mark the protocol is told `pause_writing()`, below the low mark `resume_writing()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import warnings
+from asyncio import BufferedProtocol
+
+# One recv takes at most this much: large enough that a fast sender needs few wake-ups,
+# small enough not to hold a big buffer per read.
+MAX_RECV = 256 * 1024
+DEFAULT_HIGH_WATER = 64 * 1024
+# After this many writes to a closed transport, stop saying so (the protocol is not listening).
+_WARN_AFTER_WRITES_TO_CLOSED = 5
+
+
+def _set_nodelay(sock: socket.socket) -> None:
+    # Small responses must not wait for Nagle's algorithm: servers write whole messages.
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
+class SocketTransport(asyncio.Transport):
+    """A connected stream socket, driven by the reactor, speaking to one Protocol."""
+
+    def __init__(self, loop, sock: socket.socket, protocol, waiter=None, extra=None, server=None) -> None:
+        super().__init__(extra)
+        self._extra["socket"] = asyncio.trsock.TransportSocket(sock)
+        try:
+            self._extra["sockname"] = sock.getsockname()
+        except OSError:
+            self._extra["sockname"] = None
+        if "peername" not in self._extra:
+            try:
+                self._extra["peername"] = sock.getpeername()
+            except OSError:
+                self._extra["peername"] = None
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._protocol = protocol
+        self._buffered = isinstance(protocol, BufferedProtocol)
+        self._server = server
+        self._buffer = bytearray()
+        self._reading = True
+        self._reading_registered = False
+        self._closing = False
+        self._eof_written = False
+        self._conn_lost = 0
+        self._protocol_paused = False
+        self._flush_waiters: list[asyncio.Future] = []
+        self._high_water = DEFAULT_HIGH_WATER
+        self._low_water = DEFAULT_HIGH_WATER // 4
+        if server is not None:
+            server._attach(self)
+        loop._transports[self._fd] = self
+        _set_nodelay(sock)
+        loop.call_soon(self._start, waiter)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._sock is None else ("closing" if self._closing else "open")
+        return f"<{type(self).__name__} fd={self._fd} {state} buffered={len(self._buffer)}>"
+
+    def _start(self, waiter) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._protocol.connection_made(self)
+        except BaseException as exc:
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(exc)
+            self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if self._reading and not self._closing:
+            self._loop._add_reader(self._fd, self._read_ready)
+            self._reading_registered = True
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ------------------------------------------------------------------ reading
+
+    def is_reading(self) -> bool:
+        return self._reading and not self._closing
+
+    def pause_reading(self) -> None:
+        if not self._reading or self._closing:
+            return
+        self._reading = False
+        if self._reading_registered:
+            self._loop._remove_reader(self._fd)
+            self._reading_registered = False
+
+    def resume_reading(self) -> None:
+        if self._reading or self._closing:
+            return
+        self._reading = True
+        if self._sock is not None and not self._reading_registered and self._protocol_connected():
+            self._loop._add_reader(self._fd, self._read_ready)
+            self._reading_registered = True
+
+    def _protocol_connected(self) -> bool:
+        # Reading starts in _start, after connection_made; resuming before that must not race it.
+        return self._loop._transports.get(self._fd) is self and self._conn_lost == 0
+
+    def _read_ready(self) -> None:
+        if self._buffered:
+            self._read_into_protocol_buffer()
+            return
+        try:
+            data = self._sock.recv(MAX_RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not data:
+            self._read_eof()
+            return
+        try:
+            self._protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+
+    def _read_into_protocol_buffer(self) -> None:
+        try:
+            buf = self._protocol.get_buffer(-1)
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        try:
+            nbytes = self._sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not nbytes:
+            self._read_eof()
+            return
+        try:
+            self._protocol.buffer_updated(nbytes)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+
+    def _read_eof(self) -> None:
+        self.pause_reading()
+        try:
+            keep_open = self._protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return
+        # A protocol that returns true keeps its side open (half-close); otherwise we close.
+        if not keep_open:
+            self.close()
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, data) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if self._eof_written:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data:
+            return
+        if self._conn_lost:
+            if self._conn_lost >= _WARN_AFTER_WRITES_TO_CLOSED:
+                asyncio.log.logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+        if not self._buffer:
+            # Fast path: the socket usually takes the whole message and nothing is buffered.
+            try:
+                sent = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+            self._loop._add_writer(self._fd, self._write_ready)
+        self._buffer += data
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data) -> None:
+        self.write(b"".join(list_of_data))
+
+    def _write_ready(self) -> None:
+        buffer = self._buffer
+        if self._conn_lost or not buffer:
+            return
+        try:
+            sent = self._sock.send(buffer)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop._remove_writer(self._fd)
+            buffer.clear()
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return
+        del buffer[:sent]  # bytearray drops a prefix in amortised O(1)
+        self._maybe_resume_protocol()
+        if buffer:
+            return
+        self._loop._remove_writer(self._fd)
+        if self._flush_waiters:
+            self._wake_flush_waiters(None)
+        if self._closing:
+            self._call_connection_lost(None)
+        elif self._eof_written:
+            self._shutdown_write()
+
+    def _wait_flushed(self) -> asyncio.Future:
+        """A future settled once everything written so far has gone to the kernel."""
+        waiter = self._loop.create_future()
+        if self._conn_lost or self._sock is None:
+            waiter.set_exception(ConnectionError("Connection closed by peer"))
+        elif not self._buffer:
+            waiter.set_result(None)
+        else:
+            self._flush_waiters.append(waiter)
+        return waiter
+
+    def _wake_flush_waiters(self, exc) -> None:
+        waiters, self._flush_waiters = self._flush_waiters, []
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(exc)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        if self._closing or self._eof_written:
+            return
+        self._eof_written = True
+        if not self._buffer:
+            self._shutdown_write()
+
+    def _shutdown_write(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the peer is already gone; the read side will see it
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._buffer)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high=None, low=None) -> None:
+        if high is None:
+            high = DEFAULT_HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water = high
+        self._low_water = low
+        self._maybe_pause_protocol()
+
+    def _maybe_pause_protocol(self) -> None:
+        if self._protocol_paused or len(self._buffer) <= self._high_water:
+            return
+        self._protocol_paused = True
+        try:
+            self._protocol.pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler(
+                {"message": "protocol.pause_writing() failed", "exception": exc,
+                 "transport": self, "protocol": self._protocol}
+            )
+
+    def _maybe_resume_protocol(self) -> None:
+        if not self._protocol_paused or len(self._buffer) > self._low_water:
+            return
+        self._protocol_paused = False
+        try:
+            self._protocol.resume_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler(
+                {"message": "protocol.resume_writing() failed", "exception": exc,
+                 "transport": self, "protocol": self._protocol}
+            )
+
+    # ------------------------------------------------------------------ closing
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        """Stop reading now; finish sending what is buffered, then close."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._reading_registered:
+            self._loop._remove_reader(self._fd)
+            self._reading_registered = False
+        if not self._buffer:
+            self._conn_lost += 1
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def abort(self) -> None:
+        """Close now, dropping whatever is still buffered."""
+        self._force_close(None)
+
+    def _fatal_error(self, exc: BaseException, message: str) -> None:
+        # A peer resetting or vanishing is ordinary network weather, not an error worth a traceback.
+        if not isinstance(exc, OSError) or self._loop.get_debug():
+            self._loop.call_exception_handler(
+                {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+            )
+        self._force_close(exc)
+
+    def _force_close(self, exc) -> None:
+        if self._conn_lost:
+            return
+        if self._buffer:
+            self._buffer.clear()
+            self._loop._remove_writer(self._fd)
+        if not self._closing:
+            self._closing = True
+            if self._reading_registered:
+                self._loop._remove_reader(self._fd)
+                self._reading_registered = False
+        self._conn_lost += 1
+        if self._flush_waiters:
+            self._wake_flush_waiters(ConnectionError("Connection closed by peer") if exc is None else exc)
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            self._loop._transports.pop(self._fd, None)
+            self._sock.close()
+            self._sock = None
+            self._protocol = None
+            server, self._server = self._server, None
+            if server is not None:
+                server._detach(self)
+
+    def get_protocol(self):
+        return self._protocol
+
+    def set_protocol(self, protocol) -> None:
+        self._protocol = protocol
+        self._buffered = isinstance(protocol, BufferedProtocol)
+
+    def __del__(self, _warn=warnings.warn) -> None:
+        if self._sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._sock.close()
