@@ -30,7 +30,7 @@ from urllib.parse import unquote_to_bytes
 
 import h11
 
-from server.asgi_http import ASGI_VERSION, START, RequestCycle
+from server.asgi_http import ASGI_VERSION, DONE, START, RequestCycle
 from server.config import Config
 from server.logging import access_logger, error_logger
 from server.state import ServerState
@@ -149,8 +149,11 @@ class H11Protocol(asyncio.Protocol):
         self._cancel_timer()
         state = self.state
         state.connections.discard(self)
-        if self.cycle is not None:
-            self.cycle.disconnect()
+        cycle = self.cycle
+        if cycle is not None:
+            if cycle.response_state != DONE and self._status:
+                self._log_access()  # the client left mid-response; still worth a line
+            cycle.disconnect()
         waiter = self._drain_waiter
         if waiter is not None:
             self._drain_waiter = None
@@ -341,6 +344,8 @@ class H11Protocol(asyncio.Protocol):
     def _next_cycle(self) -> None:
         """The exchange is over on both sides: start parsing the next request."""
         self.cycle = None
+        self._request_line = None
+        self._head_request = False
         data = self.conn.trailing_data[0]
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.limit_request_head_size)
         self._request_done = False

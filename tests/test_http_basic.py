@@ -8,6 +8,8 @@ import httpx
 import pytest
 from conftest import Recorder, request, text_app
 
+import reactor
+
 
 def test_scope_has_every_key(serve):
     rec = Recorder()
@@ -208,3 +210,14 @@ def test_httpx_client(serve):
         for _ in range(3):
             r = client.get("/x")
             assert r.status_code == 200 and r.text == "via httpx"
+
+
+@pytest.mark.parametrize("selector", reactor.available_selectors())
+def test_every_selector_serves(serve, selector):
+    srv = serve(text_app(b"sel"), selector=selector)
+    with httpx.Client(base_url=srv.url) as client:
+        for _ in range(3):
+            assert client.get("/").text == "sel"
+    with srv.connect() as c:
+        c.send(request() * 3)
+        assert [c.read_response().body for _ in range(3)] == [b"sel"] * 3
