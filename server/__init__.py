@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.asgi_http import ClientDisconnected
 from server.config import Config
 from server.main import Server, StartupError
 
-__all__ = ["Config", "Server", "StartupError", "run"]
+__all__ = ["ClientDisconnected", "Config", "Server", "StartupError", "run"]
 
 
 def run(app: Any, **options: Any) -> int:

@@ -227,6 +227,7 @@ class H11Protocol(asyncio.Protocol):
         content_length = None
         te_trailers = False
         chunked = False
+        upgrade = None
         # h11 enforces the head limit only on heads that arrive in pieces; measure whole
         # ones here (request line + one "name: value CRLF" per field, as on the wire).
         head_size = len(event.method) + len(event.target) + 12
@@ -244,6 +245,8 @@ class H11Protocol(asyncio.Protocol):
                 te_trailers = b"trailers" in value.lower()
             elif name == b"transfer-encoding":
                 chunked = True
+            elif name == b"upgrade":
+                upgrade = value
         method = event.method.decode("ascii")
         target = event.target
         version = http_version.decode("ascii")
@@ -275,6 +278,9 @@ class H11Protocol(asyncio.Protocol):
         body_limit = config.limit_request_body_size
         if body_limit is not None and content_length is not None and content_length > body_limit:
             self._reject(413)
+            return
+
+        if upgrade is not None and self.handle_upgrade(event, headers, upgrade):
             return
 
         if target[:1] != b"/" and b"://" in target:  # absolute-form (RFC 9112 3.2.2)
@@ -313,6 +319,14 @@ class H11Protocol(asyncio.Protocol):
         task = self.loop.create_task(cycle.run(self.app))
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)
+
+    def handle_upgrade(self, event: h11.Request, headers: list[tuple[bytes, bytes]], upgrade: bytes) -> bool:
+        """Hook for protocol upgrades (WebSocket): return True to take the request over.
+
+        The default declines, and the request is served as plain HTTP — which RFC 9110
+        7.8 allows: a server may ignore an Upgrade header.
+        """
+        return False
 
     def _on_data(self, data: bytes) -> None:
         cycle = self.cycle
@@ -546,8 +560,7 @@ class H11Protocol(asyncio.Protocol):
         self.transport.write(head + body)
         self._status = status
         self._bytes_sent = len(body)
-        if self.cycle is not None or status in (503, 413):
-            self._log_access()
+        self._log_access()  # only if a request line was parsed
         self._close_lingering()
 
     def _log_access(self) -> None:

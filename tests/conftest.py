@@ -47,6 +47,13 @@ class RunningServer:
         assert not self.server.running, "server thread did not stop"
 
 
+@pytest.fixture(autouse=True)
+def no_leftover_server_threads() -> Iterator[None]:
+    """Every test must stop the servers it started: no reactor thread may outlive it."""
+    yield
+    wait_until(lambda: not [t for t in threading.enumerate() if t.name == "treadle-reactor"], timeout=10)
+
+
 @pytest.fixture
 def serve() -> Iterator[Callable[..., RunningServer]]:
     """``serve(app, **config_options)`` starts a server; all are stopped at teardown."""

@@ -244,3 +244,12 @@ def test_console_script(cli):
     proc = cli("treadle", "--help", module=False)
     assert proc.finish() == 0
     assert "--limit-concurrency" in proc.output()
+
+
+def test_programmatic_run_and_python_dash_m(cli):
+    code = "import server; raise SystemExit(server.run('sample_apps:hello', port=0, lifespan='off'))"
+    proc = cli(sys.executable, "-c", code, module=False)
+    port = proc.started()
+    assert httpx.get(f"http://127.0.0.1:{port}/").text == "hello"
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.finish() == 0

@@ -221,3 +221,14 @@ def test_every_selector_serves(serve, selector):
     with srv.connect() as c:
         c.send(request() * 3)
         assert [c.read_response().body for _ in range(3)] == [b"sel"] * 3
+
+
+def test_upgrade_request_is_served_as_plain_http(serve):
+    rec = Recorder()
+    srv = serve(rec)
+    with srv.connect() as c:
+        c.send(request(headers=[("Connection", "Upgrade"), ("Upgrade", "websocket")]))
+        assert c.read_response().status == 200
+        c.send(request())
+        assert c.read_response().status == 200
+    assert rec.scopes[0]["type"] == "http"
