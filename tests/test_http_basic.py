@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import email.utils
+import logging
+import re
 
 import httpx
 import pytest
-from conftest import Recorder, request, text_app
+from conftest import Recorder, request, text_app, wait_until
 
 import reactor
 
@@ -232,3 +234,25 @@ def test_upgrade_request_is_served_as_plain_http(serve):
         c.send(request())
         assert c.read_response().status == 200
     assert rec.scopes[0]["type"] == "http"
+
+
+def test_access_log_line(serve, caplog):
+    caplog.set_level(logging.INFO, logger="treadle.access")
+    srv = serve(text_app(b"12345"))
+    with srv.connect() as c:
+        c.send(request("GET", "/logged?a=1"))
+        c.read_response()
+        port = c.sock.getsockname()[1]
+    wait_until(lambda: [r for r in caplog.records if r.name == "treadle.access"])
+    line = [r for r in caplog.records if r.name == "treadle.access"][0].getMessage()
+    assert re.fullmatch(rf'127\.0\.0\.1:{port} - "GET /logged\?a=1 HTTP/1\.1" 200 5 \d+\.\dms', line), line
+
+
+def test_access_log_can_be_disabled(serve, caplog):
+    caplog.set_level(logging.INFO, logger="treadle.access")
+    srv = serve(text_app(), access_log=False)
+    with srv.connect() as c:
+        c.send(request())
+        c.read_response()
+    srv.stop()
+    assert not [r for r in caplog.records if r.name == "treadle.access"]

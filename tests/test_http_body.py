@@ -320,3 +320,36 @@ def test_read_flow_control_pauses_the_client(serve):
         c.sock.sendall(view)
         assert c.read_response().status == 200
     assert received == [total]
+
+
+def test_pipelined_flood_is_not_buffered_without_bound(serve):
+    """While one request is in flight, a client pipelining without end gets pushed back."""
+    entered = threading.Event()
+    release = threading.Event()
+
+    async def app(scope, receive, send):
+        if scope["path"] == "/block":
+            entered.set()
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+        body = b"ok"
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": body})
+
+    srv = serve(app)
+    flood = request() * 20000  # ~600 KB per send
+    with srv.connect() as c:
+        c.send(request("GET", "/block"))
+        wait_until(entered.is_set)
+        c.sock.settimeout(0.5)
+        sent = 0
+        try:
+            while sent < 64 * 1024 * 1024:
+                sent += c.sock.send(flood)
+        except socket.timeout:
+            pass
+        assert sent < 32 * 1024 * 1024
+    release.set()
+    with srv.connect() as c:
+        c.send(request())
+        assert c.read_response().body == b"ok"
