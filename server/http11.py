@@ -26,7 +26,6 @@ import asyncio
 import re
 from http import HTTPStatus
 from typing import Any, Awaitable, Iterable
-from urllib.parse import unquote_to_bytes
 
 import h11
 
@@ -34,6 +33,7 @@ from server.asgi_http import ASGI_VERSION, DONE, START, RequestCycle
 from server.config import Config
 from server.logging import access_logger, error_logger
 from server.state import ServerState
+from server.target import split_target
 from server.types import ASGIApp
 
 HIGH_WATER = 64 * 1024
@@ -283,19 +283,8 @@ class H11Protocol(asyncio.Protocol):
         if upgrade is not None and self.handle_upgrade(event, headers, upgrade):
             return
 
-        if target[:1] != b"/" and b"://" in target:  # absolute-form (RFC 9112 3.2.2)
-            rest = target.partition(b"://")[2]
-            slash = rest.find(b"/")
-            target = rest[slash:] if slash >= 0 else b"/"
-        raw_path, _, query = target.partition(b"?")
-        if b"%" in raw_path:
-            path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
-        else:
-            path = raw_path.decode("utf-8", "replace")
         root_path = config.root_path
-        if root_path:
-            path = root_path + path
-            raw_path = root_path.encode("utf-8") + raw_path
+        path, raw_path, query = split_target(target, root_path)
         scope = {
             "type": "http",
             "asgi": ASGI_VERSION.copy(),
