@@ -14,6 +14,7 @@ from email.utils import formatdate
 from typing import Any
 
 from server.config import Config
+from server.stats import ServerStats
 
 
 class ServerState:
@@ -26,6 +27,7 @@ class ServerState:
         self.closing = False
         self.on_all_closed: Any = None  # called when the last connection goes while closing
         self.total_requests = 0
+        self.stats = ServerStats()  # counters fed by the connections, read by --stats-port
         self._server_line = b"server: treadle\r\n" if config.server_header else b""
         self._extra_lines = b"".join(n + b": " + v + b"\r\n" for n, v in config.encoded_headers())
         self._date_second = -1
