@@ -43,6 +43,7 @@ MAX_PIPELINED = 64 * 1024  # bytes of following requests buffered while one is i
 LINGER_TIME = 2.0  # after an error response, drain the client's input this long (gunicorn)
 
 _REASONS = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason in _REASONS.items()}
 
 # RFC 9110 5.1: field-name = token; 5.5: a field value must not contain CR, LF or NUL,
@@ -125,6 +126,7 @@ class H11Protocol(asyncio.Protocol):
         self._set_timer(_HEADER_TIMER, self.config.timeout_request_header)
 
     def data_received(self, data: bytes) -> None:
+        self.state.stats.bytes_in += len(data)
         if self._closed:
             return  # closing (lingering): input is drained and dropped
         if self._request_done:
@@ -367,7 +369,8 @@ class H11Protocol(asyncio.Protocol):
             return
         if self._expect_100:
             self._expect_100 = False
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.transport.write(_CONTINUE)
+            self.state.stats.bytes_out += len(_CONTINUE)
         if self._read_paused and cycle.body_size <= MAX_BUFFERED_BODY:
             self._resume_reading()
 
@@ -460,6 +463,7 @@ class H11Protocol(asyncio.Protocol):
             out = head + out
         if out:
             self.transport.write(out)
+            self.state.stats.bytes_out += len(out)
         self._bytes_sent += len(data)
         if not more_body and not self._app_trailers:
             self._response_complete()
@@ -484,6 +488,7 @@ class H11Protocol(asyncio.Protocol):
             out += b"0\r\n" + b"".join(self._trailer_lines) + b"\r\n"
         if out:
             self.transport.write(out)
+            self.state.stats.bytes_out += len(out)
         self._response_complete()
 
     def send_error_response(self, cycle: RequestCycle, status: int) -> None:
@@ -547,14 +552,20 @@ class H11Protocol(asyncio.Protocol):
         if self._head_request:
             body = b""
         self.transport.write(head + body)
+        self.state.stats.bytes_out += len(head) + len(body)
         self._status = status
         self._bytes_sent = len(body)
         self._log_access()  # only if a request line was parsed
         self._close_lingering()
 
     def _log_access(self) -> None:
+        """A response is over (sent, rejected or cut short): count it, and log it."""
         request_line = self._request_line
-        if request_line is None or not self.config.access_log or not access_logger.isEnabledFor(20):
+        if request_line is None:
+            return
+        now = self.loop.time()
+        self.state.stats.response_done(self._status, now - self._start_time, now)
+        if not self.config.access_log or not access_logger.isEnabledFor(20):
             return
         client = self.client
         access_logger.info(
@@ -565,7 +576,7 @@ class H11Protocol(asyncio.Protocol):
             request_line[2],
             self._status,
             self._bytes_sent,
-            (self.loop.time() - self._start_time) * 1000.0,
+            (now - self._start_time) * 1000.0,
         )
 
     def _close(self) -> None:
