@@ -1,0 +1,32 @@
+"""Choosing the WebSocket implementation (``--ws``) without importing it unless asked.
+
+``auto`` uses wsproto when it is installed, ``wsproto`` requires it, ``none`` turns
+WebSockets off. Without an implementation, upgrade requests are served as plain HTTP
+requests (RFC 9110 7.8 lets a server ignore ``Upgrade``), as uvicorn does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from server.logging import error_logger
+
+WS_MODES = ("auto", "wsproto", "none")
+
+Upgrader = Callable[[Any, Any, "list[tuple[bytes, bytes]]"], None]
+
+
+def websocket_upgrader(mode: str) -> Upgrader | None:
+    """The function that takes an upgrade request over, or None when WebSockets are off."""
+    if mode == "none":
+        return None
+    try:
+        import wsproto  # noqa: F401
+    except ImportError:
+        if mode == "wsproto":
+            raise ImportError("--ws wsproto needs the wsproto package: pip install 'treadle[websockets]'")
+        error_logger.warning("wsproto is not installed: WebSocket upgrades are served as plain HTTP.")
+        return None
+    from server.ws_protocol import upgrade
+
+    return upgrade
