@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from server.importer import load_app
+from server.ws_select import WS_MODES
 
 LIFESPAN_MODES = ("auto", "on", "off")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -44,9 +45,17 @@ class Config:
         timeout_keep_alive: float = 5.0,
         timeout_request_header: float = 10.0,
         timeout_graceful_shutdown: float = 30.0,
+        # WebSockets: 16 MiB messages, a ping every 20 s answered within 20 s (uvicorn's defaults).
+        ws: str = "auto",
+        ws_max_size: int = 16 * 1024 * 1024,
+        ws_ping_interval: float | None = 20.0,
+        ws_ping_timeout: float | None = 20.0,
+        ws_per_message_deflate: bool = True,
     ) -> None:
         if lifespan not in LIFESPAN_MODES:
             raise ValueError(f"lifespan must be one of {LIFESPAN_MODES}, not {lifespan!r}")
+        if ws not in WS_MODES:
+            raise ValueError(f"ws must be one of {WS_MODES}, not {ws!r}")
         self.app = app
         self.host = host
         self.port = port
@@ -68,6 +77,11 @@ class Config:
         self.timeout_keep_alive = timeout_keep_alive
         self.timeout_request_header = timeout_request_header
         self.timeout_graceful_shutdown = timeout_graceful_shutdown
+        self.ws = ws
+        self.ws_max_size = ws_max_size
+        self.ws_ping_interval = ws_ping_interval or None
+        self.ws_ping_timeout = ws_ping_timeout or None
+        self.ws_per_message_deflate = ws_per_message_deflate
         self.loaded_app: Any = None
 
     def load(self) -> Any:
