@@ -314,10 +314,18 @@ class H11Protocol(asyncio.Protocol):
     def handle_upgrade(self, event: h11.Request, headers: list[tuple[bytes, bytes]], upgrade: bytes) -> bool:
         """Hook for protocol upgrades (WebSocket): return True to take the request over.
 
-        The default declines, and the request is served as plain HTTP — which RFC 9110
+        A websocket upgrade, with WebSockets enabled (``--ws``), is handed to
+        ``server.ws_protocol`` with the transport and the bytes read past the request head.
+        Anything else declines, and the request is served as plain HTTP — which RFC 9110
         7.8 allows: a server may ignore an Upgrade header.
         """
-        return False
+        take_over = self.state.ws_upgrade
+        if take_over is None or upgrade.lower() != b"websocket":
+            return False
+        self._closed = True  # this protocol is done: the transport now belongs to the websocket
+        self.state.connections.discard(self)
+        take_over(self, event, headers)
+        return True
 
     def _on_data(self, data: bytes) -> None:
         cycle = self.cycle
