@@ -36,6 +36,12 @@ class Config:
         date_header: bool = True,
         selector: str | None = None,
         backlog: int = 2048,
+        # Observability (server/observe.py), all off by default. The stats endpoint has its own
+        # port so it never mixes with the app's routes; trace_reactor is a file, or "-" for stderr.
+        stats_port: int | None = None,
+        stats_host: str = "127.0.0.1",
+        stats_interval: float | None = None,
+        trace_reactor: str | None = None,
         # Limits. 16 KiB for the head is h11's default and what most servers accept.
         limit_request_head_size: int = 16 * 1024,
         limit_request_body_size: int | None = 100 * 1024 * 1024,
@@ -71,6 +77,10 @@ class Config:
         self.date_header = date_header
         self.selector = selector
         self.backlog = backlog
+        self.stats_port = stats_port
+        self.stats_host = stats_host
+        self.stats_interval = stats_interval or None
+        self.trace_reactor = trace_reactor or None
         self.limit_request_head_size = limit_request_head_size
         self.limit_request_body_size = limit_request_body_size or None
         self.limit_concurrency = limit_concurrency or None
