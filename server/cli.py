@@ -11,6 +11,7 @@ from typing import Sequence
 
 from server.config import LIFESPAN_MODES, LOG_LEVELS, Config
 from server.main import Server
+from server.ws_select import WS_MODES
 
 DEMO_APP = "server.demo:app"
 
@@ -96,6 +97,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=100 * 1024 * 1024,
         help="max bytes of request body (413 past it; 0: no limit)",
     )
+    p.add_argument(
+        "--ws", choices=WS_MODES, default="auto", help="WebSocket support (auto: wsproto if installed; none: off)"
+    )
+    p.add_argument(
+        "--ws-max-size", type=int, default=16 * 1024 * 1024, help="max bytes of a WebSocket message (1009 past it)"
+    )
+    p.add_argument(
+        "--ws-ping-interval", type=float, default=20.0, help="seconds between keepalive pings (0: no pings)"
+    )
+    p.add_argument(
+        "--ws-ping-timeout",
+        type=float,
+        default=20.0,
+        help="seconds a peer has to answer a ping before it is dropped (0: never dropped)",
+    )
+    p.add_argument(
+        "--ws-per-message-deflate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="offer permessage-deflate compression",
+    )
     return p
 
 
@@ -122,6 +144,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
         limit_concurrency=args.limit_concurrency,
         limit_request_head_size=args.limit_request_head_size,
         limit_request_body_size=args.limit_request_body_size,
+        ws=args.ws,
+        ws_max_size=args.ws_max_size,
+        ws_ping_interval=args.ws_ping_interval,
+        ws_ping_timeout=args.ws_ping_timeout,
+        ws_per_message_deflate=args.ws_per_message_deflate,
     )
 
 
