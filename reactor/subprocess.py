@@ -1,0 +1,353 @@
+"""Child processes: subprocess_exec / subprocess_shell and the transport that owns a child.
+
+A `SubprocessTransport` is three things held together: a `subprocess.Popen` child, up to
+three pipe transports (its stdin, stdout and stderr, from pipes.py), and a watch that learns
+when the child exits (childwatch.py). The protocol hears about all of them, in asyncio's
+order:
+
+    connection_made(transport)
+    pipe_data_received(fd, data) ...       while the child writes
+    pipe_connection_lost(fd, exc)          once per pipe
+    process_exited()                       when the child is reaped (before or after the pipes)
+    connection_lost(None)                  last, once the child is reaped and every pipe closed
+
+Every protocol callback is queued with call_soon, as asyncio does, so an exception in one is
+reported by the loop and cannot break the pipe that delivered the data. Anything that
+happens before connection_made has run (a child that exits at once) is held back until then.
+
+`wait()` (asyncio.subprocess.Process.wait) returns once the child has exited, even if a
+grandchild still holds its pipes open (Python 3.12's behaviour; 3.11 waits for the pipes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import warnings
+
+from .childwatch import ChildWatch, watch_child
+from .pipes import ReadPipeTransport, WritePipeTransport
+
+PIPE = subprocess.PIPE
+
+
+def _check_popen_options(universal_newlines, bufsize, text, encoding, errors) -> None:
+    # The transport moves bytes; decoding is the protocol's job (asyncio's rules, messages).
+    if universal_newlines:
+        raise ValueError("universal_newlines must be False")
+    if bufsize != 0:
+        raise ValueError("bufsize must be 0")
+    if text:
+        raise ValueError("text must be False")
+    if encoding is not None:
+        raise ValueError("encoding must be None")
+    if errors is not None:
+        raise ValueError("errors must be None")
+
+
+class _PipeEnd(asyncio.Protocol):
+    """The protocol on one of the child's pipes: forwards everything to the SubprocessTransport."""
+
+    def __init__(self, owner: SubprocessTransport, fd: int) -> None:
+        self.owner = owner
+        self.fd = fd
+        self.pipe = None
+        self.disconnected = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} fd={self.fd} pipe={self.pipe!r}>"
+
+    def data_received(self, data: bytes) -> None:
+        self.owner._pipe_data_received(self.fd, data)
+
+    def connection_lost(self, exc) -> None:
+        self.disconnected = True
+        self.owner._pipe_connection_lost(self.fd, exc)
+
+    # Flow control of the child's stdin is the subprocess protocol's business.
+    def pause_writing(self) -> None:
+        self.owner._protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.owner._protocol.resume_writing()
+
+
+class SubprocessTransport(asyncio.SubprocessTransport):
+    """One child process, its pipes, and the protocol that hears from them."""
+
+    _closed = True  # until __init__ has a child to close; keeps __del__ quiet on failure
+    _finished = True
+
+    def __init__(self, loop, protocol, args, shell: bool, stdin, stdout, stderr, bufsize: int,
+                 waiter: asyncio.Future, extra=None, **popen_kwargs) -> None:
+        super().__init__(extra)
+        self._loop = loop
+        self._protocol = protocol
+        self._returncode: int | None = None
+        self._exit_waiters: list[asyncio.Future] = []
+        # Protocol calls made before connection_made was delivered wait here (None after).
+        self._pending: list | None = []
+        self._pipes: dict[int, _PipeEnd] = {}
+        # Popen runs in the loop's thread, as asyncio does: fork/exec (or vfork/posix_spawn) is
+        # quick, and a failure (no such program) is raised straight to the caller.
+        self._proc = subprocess.Popen(
+            args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
+            universal_newlines=False, bufsize=bufsize, **popen_kwargs)
+        self._pid = self._proc.pid
+        self._extra["subprocess"] = self._proc
+        self._closed = self._finished = False
+        self._watch: ChildWatch | None = None
+        try:
+            # Watch first: a child that dies at once must still be reaped.
+            self._watch = watch_child(loop, self._proc, self._process_exited)
+            self._adopt_pipes()
+        except BaseException:
+            self._abandon()
+            raise
+        loop._subprocess_transports().add(self)
+        # Queued after the pipe transports' own start-up, so their connection_made runs first.
+        loop.call_soon(self._connect, waiter)
+
+    def _adopt_pipes(self) -> None:
+        proc = self._proc
+        for fd, pipe, transport_class in ((0, proc.stdin, WritePipeTransport),
+                                          (1, proc.stdout, ReadPipeTransport),
+                                          (2, proc.stderr, ReadPipeTransport)):
+            if pipe is None:
+                continue
+            end = _PipeEnd(self, fd)
+            end.pipe = transport_class(self._loop, pipe, end)
+            self._pipes[fd] = end
+
+    def __repr__(self) -> str:
+        info = [type(self).__name__]
+        if self._closed:
+            info.append("closed")
+        info.append(f"pid={self._pid}")
+        info.append("running" if self._returncode is None else f"returncode={self._returncode}")
+        for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+            end = self._pipes.get(fd)
+            if end is not None:
+                info.append(f"{name}={end.pipe!r}")
+        return "<{}>".format(" ".join(info))
+
+    def _connect(self, waiter: asyncio.Future) -> None:
+        try:
+            self._protocol.connection_made(self)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            # subprocess_exec() raises it, after closing us (which kills the child).
+            if not waiter.done():
+                waiter.set_exception(exc)
+        else:
+            if not waiter.done():
+                waiter.set_result(None)
+        pending, self._pending = self._pending, None
+        for callback, args in pending:
+            self._loop.call_soon(callback, *args)
+
+    def _call(self, callback, *args) -> None:
+        if self._pending is not None:
+            self._pending.append((callback, args))
+        else:
+            self._loop.call_soon(callback, *args)
+
+    # ------------------------------------------------------------------ events from pipes and child
+
+    def _pipe_data_received(self, fd: int, data: bytes) -> None:
+        self._call(self._protocol.pipe_data_received, fd, data)
+
+    def _pipe_connection_lost(self, fd: int, exc) -> None:
+        self._call(self._protocol.pipe_connection_lost, fd, exc)
+        self._try_finish()
+
+    def _process_exited(self, returncode: int) -> None:
+        if self._returncode is not None:
+            return
+        self._returncode = returncode
+        if self._loop.get_debug():
+            asyncio.log.logger.info("%r exited with return code %r", self, returncode)
+        self._call(self._deliver_exit)
+        self._try_finish()
+
+    def _deliver_exit(self) -> None:
+        try:
+            self._protocol.process_exited()
+        finally:
+            self._wake_exit_waiters()
+
+    def _wake_exit_waiters(self) -> None:
+        waiters, self._exit_waiters = self._exit_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(self._returncode)
+
+    def _try_finish(self) -> None:
+        if self._finished or self._returncode is None:
+            return
+        if all(end.disconnected for end in self._pipes.values()):
+            self._finished = True
+            self._call(self._call_connection_lost)
+
+    def _call_connection_lost(self) -> None:
+        try:
+            self._protocol.connection_lost(None)
+        finally:
+            self._wake_exit_waiters()
+            self._loop._subprocess_transports().discard(self)
+            self._proc = None  # signalling from now on raises ProcessLookupError, as in asyncio
+            self._protocol = None
+
+    async def _wait(self) -> int:
+        """The child's return code, once it has exited (asyncio.subprocess.Process.wait uses this)."""
+        if self._returncode is not None:
+            return self._returncode
+        waiter = self._loop.create_future()
+        self._exit_waiters.append(waiter)
+        return await waiter
+
+    # ------------------------------------------------------------------ the public interface
+
+    def get_pid(self) -> int:
+        return self._pid
+
+    def get_returncode(self) -> int | None:
+        return self._returncode
+
+    def get_pipe_transport(self, fd: int):
+        end = self._pipes.get(fd)
+        return None if end is None else end.pipe
+
+    def get_protocol(self):
+        return self._protocol
+
+    def set_protocol(self, protocol) -> None:
+        self._protocol = protocol
+
+    def send_signal(self, signal: int) -> None:
+        if self._proc is None:
+            raise ProcessLookupError()
+        # Through the watch: it knows whether the pid is still ours to signal.
+        self._watch.send_signal(signal)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close the pipes and kill the child if it is still running (asyncio's semantics).
+
+        The protocol still hears process_exited and connection_lost afterwards.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for end in self._pipes.values():
+            end.pipe.close()
+        if self._returncode is None and self._watch is not None:
+            if self._loop.get_debug():
+                asyncio.log.logger.warning("Close running child process: kill %r", self)
+            self._watch.send_signal(signal.SIGKILL)
+
+    def _abandon(self) -> bool:
+        """The loop is closing (or start-up failed): kill, release the fds, leave reaping to a thread.
+
+        No protocol callback runs any more. Returns whether the child was still running.
+        """
+        running = self._returncode is None and self._proc is not None
+        self._closed = self._finished = True
+        if self._watch is None:
+            # Start-up failed before any watch existed: reap here, the child was just born.
+            self._proc.kill()
+            self._proc.wait()
+        else:
+            if running:
+                self._watch.send_signal(signal.SIGKILL)
+            self._watch.detach()
+        for end in self._pipes.values():
+            end.pipe._release()
+        if self._proc is not None:
+            # Pipes not adopted yet, when start-up failed half-way (closing twice is harmless).
+            for pipe in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        return running
+
+    def __del__(self, _warn=warnings.warn) -> None:
+        if not self._closed and not self._finished:
+            # Unreachable while the child lives (the loop holds us); kept for subclasses' sake.
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+
+
+class Subprocesses:
+    """Mixin for the reactor: subprocess_exec / subprocess_shell, and reaping on close()."""
+
+    def _subprocess_transports(self) -> set:
+        """Live subprocess transports: the children close() must not leave behind."""
+        return self.__dict__.setdefault("_subprocess_transport_set", set())
+
+    async def subprocess_shell(self, protocol_factory, cmd, *, stdin=PIPE, stdout=PIPE, stderr=PIPE,
+                               universal_newlines=False, shell=True, bufsize=0, encoding=None, errors=None,
+                               text=None, **kwargs):
+        """Run `cmd` with the shell; returns (SubprocessTransport, protocol)."""
+        if not isinstance(cmd, (bytes, str)):
+            raise ValueError("cmd must be a string")
+        if universal_newlines:
+            raise ValueError("universal_newlines must be False")
+        if not shell:
+            raise ValueError("shell must be True")
+        _check_popen_options(universal_newlines, bufsize, text, encoding, errors)
+        protocol = protocol_factory()
+        transport = await self._start_subprocess(protocol, cmd, True, stdin, stdout, stderr, bufsize, **kwargs)
+        return transport, protocol
+
+    async def subprocess_exec(self, protocol_factory, program, *args, stdin=PIPE, stdout=PIPE, stderr=PIPE,
+                              universal_newlines=False, shell=False, bufsize=0, encoding=None, errors=None,
+                              text=None, **kwargs):
+        """Run `program` with `args` (no shell); returns (SubprocessTransport, protocol)."""
+        if universal_newlines:
+            raise ValueError("universal_newlines must be False")
+        if shell:
+            raise ValueError("shell must be False")
+        _check_popen_options(universal_newlines, bufsize, text, encoding, errors)
+        protocol = protocol_factory()
+        transport = await self._start_subprocess(protocol, (program, *args), False, stdin, stdout, stderr,
+                                                 bufsize, **kwargs)
+        return transport, protocol
+
+    async def _start_subprocess(self, protocol, args, shell, stdin, stdout, stderr, bufsize, extra=None,
+                                **kwargs) -> SubprocessTransport:
+        self._check_closed()
+        waiter = self.create_future()
+        transport = SubprocessTransport(self, protocol, args, shell, stdin, stdout, stderr, bufsize, waiter,
+                                        extra, **kwargs)
+        try:
+            await waiter
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            # Cancelled, or connection_made failed: the child must not outlive the call.
+            transport.close()
+            await transport._wait()
+            raise
+        return transport
+
+    def close(self) -> None:
+        # Before the core closes the selector: kill children still running and hand their
+        # reaping to a thread, so closing neither leaves zombies nor waits for a child to die.
+        abandoned = []
+        if not self.is_running() and not self.is_closed():
+            transports = self._subprocess_transports()
+            abandoned = [transport for transport in list(transports) if transport._abandon()]
+            transports.clear()
+        super().close()
+        for transport in abandoned:
+            warnings.warn(f"event loop closed while {transport!r} was running: killed it",
+                          ResourceWarning, stacklevel=2, source=transport)
