@@ -12,12 +12,15 @@
 from __future__ import annotations
 
 from .core import CoreLoop
+from .datagram import Datagrams
 from .network import Networking
+from .pipes import Pipes
 from .signals import SignalHandling
 from .sockops import SocketOps
+from .subprocess import Subprocesses
 
 
-class Reactor(SignalHandling, Networking, SocketOps, CoreLoop):
+class Reactor(SignalHandling, Networking, SocketOps, Pipes, Subprocesses, Datagrams, CoreLoop):
     """An asyncio event loop built on `selectors`, written to be read.
 
     `Reactor(selector="epoll")` picks the readiness backend by name ("epoll", "kqueue",
