@@ -80,6 +80,8 @@ class ServerStats:
             "bytes_out": self.bytes_out,
             "latency_ms": {f"p{round(q * 100)}": _ms(latency.percentile(q)) for q in PERCENTILES},
             "latency_mean_ms": latency.total / latency.count * 1000.0 if latency.count else None,
+            "latency_count": latency.count,
+            "latency_sum_s": latency.total,
         }
 
 
