@@ -62,6 +62,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--selector", default=None, help="reactor selector (epoll, kqueue, poll, select, devpoll)")
     p.add_argument("--backlog", type=int, default=2048, help="listen backlog")
     p.add_argument(
+        "--stats-port",
+        type=int,
+        default=None,
+        help="serve GET /stats (JSON) and GET /metrics (Prometheus) on this separate port (0: any free port)",
+    )
+    p.add_argument("--stats-host", default="127.0.0.1", help="address of the --stats-port endpoint")
+    p.add_argument(
+        "--stats-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="log a one-line stats summary this often (logger treadle.stats)",
+    )
+    p.add_argument(
+        "--trace-reactor",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE",
+        help="trace every poll of the reactor to FILE (JSON Lines if it ends in .jsonl; stderr without FILE; "
+        "put it after APP or write --trace-reactor=FILE)",
+    )
+    p.add_argument(
         "--timeout-keep-alive",
         type=float,
         default=5.0,
@@ -138,6 +161,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         date_header=args.date_header,
         selector=args.selector,
         backlog=args.backlog,
+        stats_port=args.stats_port,
+        stats_host=args.stats_host,
+        stats_interval=args.stats_interval,
+        trace_reactor=args.trace_reactor,
         timeout_keep_alive=args.timeout_keep_alive,
         timeout_request_header=args.timeout_request_header,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
