@@ -168,8 +168,9 @@ class WebSocketCycle:
         if state == OPEN and mtype == "websocket.send":
             waiter = self.channel.send_message(self, _payload(message))
         elif state == OPEN and mtype == "websocket.close":
+            code = _close_code(message)
             self.state = CLOSED
-            self.channel.close(self, _close_code(message), message.get("reason") or "")
+            self.channel.close(self, code, message.get("reason") or "")
         elif state == CONNECTING and mtype == "websocket.accept":
             subprotocol = message.get("subprotocol")
             if subprotocol is not None and not isinstance(subprotocol, str):
