@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, Event, Request
+from wsproto.events import AcceptConnection, Event, Message, Request
 
 
 def ws_url(srv: Any, path: str = "/") -> str:
@@ -99,6 +99,16 @@ class RawPeer:
             if not data:
                 raise ConnectionError("server closed the connection")
             self.conn.receive_data(data)
+
+    def next_message(self) -> str | bytes:
+        """The next whole data message (wsproto hands over frames in pieces as they arrive)."""
+        parts = []
+        while True:
+            event = self.next_event()
+            assert isinstance(event, Message), event
+            parts.append(event.data)
+            if event.message_finished:
+                return "".join(parts) if isinstance(event.data, str) else b"".join(parts)
 
     def closed_by_server(self) -> bool:
         """Read (and drop) until EOF or reset; False if the socket timeout passes first."""
