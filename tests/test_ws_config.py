@@ -1,0 +1,46 @@
+"""The --ws flags: parsing, defaults, and what happens without wsproto."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from server import Config
+from server.cli import build_parser, config_from_args
+from server.ws_protocol import upgrade
+from server.ws_select import websocket_upgrader
+
+
+def test_defaults_match_uvicorn():
+    config = config_from_args(build_parser().parse_args([]))
+    assert config.ws == "auto"
+    assert config.ws_max_size == 16 * 1024 * 1024
+    assert config.ws_ping_interval == 20.0
+    assert config.ws_ping_timeout == 20.0
+    assert config.ws_per_message_deflate is True
+
+
+def test_flags():
+    args = build_parser().parse_args(
+        ["--ws", "none", "--ws-max-size", "1024", "--ws-ping-interval", "0", "--ws-ping-timeout", "5",
+         "--no-ws-per-message-deflate"]
+    )
+    config = config_from_args(args)
+    assert (config.ws, config.ws_max_size, config.ws_ping_interval, config.ws_ping_timeout) == ("none", 1024, None, 5)
+    assert config.ws_per_message_deflate is False
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError):
+        Config("app:app", ws="websockets")
+
+
+def test_modes_with_and_without_wsproto(monkeypatch):
+    assert websocket_upgrader("auto") is upgrade
+    assert websocket_upgrader("wsproto") is upgrade
+    assert websocket_upgrader("none") is None
+    monkeypatch.setitem(sys.modules, "wsproto", None)  # as if not installed
+    assert websocket_upgrader("auto") is None
+    with pytest.raises(ImportError, match="pip install"):
+        websocket_upgrader("wsproto")
