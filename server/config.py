@@ -6,9 +6,15 @@ one from flags, ``server.run(app, **options)`` from keywords; nothing else reads
 
 from __future__ import annotations
 
+import os
+import ssl
 from typing import Any, Sequence
 
+from server.cors import check_credentials
+from server.envfile import load_env_file
 from server.importer import load_app
+from server.middleware import wrap_app
+from server.tls import create_ssl_context
 from server.ws_select import WS_MODES
 
 LIFESPAN_MODES = ("auto", "on", "off")
@@ -36,6 +42,35 @@ class Config:
         date_header: bool = True,
         selector: str | None = None,
         backlog: int = 2048,
+        # Sockets (server/sockets.py): --fd, else --uds, else host and port.
+        uds: str | None = None,
+        fd: int | None = None,
+        reuse_port: bool = False,
+        # TLS (server/tls.py): on when a certificate is given. 10 s to handshake, as for a head.
+        ssl_keyfile: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile_password: str | None = None,
+        ssl_ca_certs: str | None = None,
+        ssl_cert_reqs: int = ssl.CERT_NONE,
+        ssl_ciphers: str | None = None,
+        ssl_handshake_timeout: float = 10.0,
+        # Behind a proxy (server/proxy_headers.py). None: $FORWARDED_ALLOW_IPS, else 127.0.0.1.
+        proxy_headers: bool = False,
+        forwarded_allow_ips: str | None = None,
+        # CORS (server/cors.py): on when an origin is allowed. Browsers cap max-age at 2 h.
+        cors_allow_origins: Sequence[str] = (),
+        cors_allow_methods: Sequence[str] = ("GET", "HEAD", "POST"),
+        cors_allow_headers: Sequence[str] = (),
+        cors_allow_credentials: bool = False,
+        cors_max_age: int = 600,
+        # Processes (server/supervisor.py, server/reload.py).
+        workers: int = 1,
+        limit_max_requests: int | None = None,
+        reload: bool = False,
+        reload_dirs: Sequence[str] = (),
+        reload_includes: Sequence[str] = ("*.py",),
+        reload_excludes: Sequence[str] = (".*", "*.py[cod]", "*~"),
+        env_file: str | None = None,
         # Observability (server/observe.py), all off by default. The stats endpoint has its own
         # port so it never mixes with the app's routes; trace_reactor is a file, or "-" for stderr.
         stats_port: int | None = None,
@@ -77,6 +112,38 @@ class Config:
         self.date_header = date_header
         self.selector = selector
         self.backlog = backlog
+        self.uds = uds
+        self.fd = fd
+        self.reuse_port = reuse_port
+        self.ssl_keyfile = ssl_keyfile
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile_password = ssl_keyfile_password
+        self.ssl_ca_certs = ssl_ca_certs
+        self.ssl_cert_reqs = ssl_cert_reqs
+        self.ssl_ciphers = ssl_ciphers
+        self.ssl_handshake_timeout = ssl_handshake_timeout
+        self.proxy_headers = proxy_headers
+        if forwarded_allow_ips is None:
+            forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+        self.forwarded_allow_ips = forwarded_allow_ips
+        self.cors_allow_origins = list(cors_allow_origins)
+        self.cors_allow_methods = list(cors_allow_methods)
+        self.cors_allow_headers = list(cors_allow_headers)
+        self.cors_allow_credentials = cors_allow_credentials
+        self.cors_max_age = cors_max_age
+        self.workers = workers
+        self.limit_max_requests = limit_max_requests or None
+        self.reload = reload
+        self.reload_dirs = list(reload_dirs)
+        self.reload_includes = list(reload_includes)
+        self.reload_excludes = list(reload_excludes)
+        self.env_file = env_file
+        self._ssl_context: ssl.SSLContext | None = None
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
+        if reload and workers > 1:
+            raise ValueError("reload runs a single worker: use either reload or workers")
+        check_credentials(self.cors_allow_origins, cors_allow_credentials)
         self.stats_port = stats_port
         self.stats_host = stats_host
         self.stats_interval = stats_interval or None
@@ -95,10 +162,26 @@ class Config:
         self.loaded_app: Any = None
 
     def load(self) -> Any:
-        """Resolve the application (import string, ``--factory``, ``--app-dir``) once."""
+        """Resolve the application (import string, ``--factory``, ``--app-dir``) once, after
+        applying ``--env-file``, wrapped in the built-in middleware that is switched on."""
         if self.loaded_app is None:
-            self.loaded_app = load_app(self.app, self.app_dir, self.factory)
+            if self.env_file is not None:
+                load_env_file(self.env_file)
+            self.loaded_app = wrap_app(load_app(self.app, self.app_dir, self.factory), self)
         return self.loaded_app
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context, built once (``TLSConfigError`` if unusable); None without a certificate."""
+        if self._ssl_context is None and self.ssl_certfile:
+            self._ssl_context = create_ssl_context(
+                self.ssl_certfile,
+                self.ssl_keyfile,
+                self.ssl_keyfile_password,
+                self.ssl_ca_certs,
+                self.ssl_cert_reqs,
+                self.ssl_ciphers,
+            )
+        return self._ssl_context
 
     def encoded_headers(self) -> list[tuple[bytes, bytes]]:
         """The ``--header`` pairs as the lowercase-name byte pairs they are sent as."""

@@ -82,6 +82,7 @@ class H11Protocol(asyncio.Protocol):
         self.transport: Any = None
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
+        self.tls = False  # over TLS: scopes say "https"/"wss", WSGI says wsgi.url_scheme "https"
         self.cycle: RequestCycle | None = None
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
@@ -123,6 +124,7 @@ class H11Protocol(asyncio.Protocol):
         sock = transport.get_extra_info("sockname")
         if isinstance(sock, (tuple, list)) and len(sock) >= 2:
             self.server = (str(sock[0]), int(sock[1]))
+        self.tls = transport.get_extra_info("ssl_object") is not None
         self._set_timer(_HEADER_TIMER, self.config.timeout_request_header)
 
     def data_received(self, data: bytes) -> None:
@@ -292,7 +294,7 @@ class H11Protocol(asyncio.Protocol):
             "asgi": ASGI_VERSION.copy(),
             "http_version": version,
             "method": method,
-            "scheme": "http",
+            "scheme": "https" if self.tls else "http",
             "path": path,
             "raw_path": raw_path,
             "query_string": query,
@@ -306,7 +308,7 @@ class H11Protocol(asyncio.Protocol):
         cycle = RequestCycle(scope, self, self.loop)
         self.cycle = cycle
         state.active_requests += 1
-        state.total_requests += 1
+        state.count_request()
         task = self.loop.create_task(cycle.run(self.app))
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)

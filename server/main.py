@@ -15,17 +15,21 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import ssl
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from server._loop import create_loop
 from server.config import Config
+from server.envfile import EnvFileError
 from server.http11 import H11Protocol
 from server.importer import ImportFromStringError
 from server.lifespan import Lifespan
 from server.logging import configure_logging, error_logger
 from server.observe import Observer
+from server.sockets import bind_sockets, describe, remove_unix_socket
 from server.state import ServerState
+from server.tls import TLSConfigError, tls_protocol_factory
 
 EXIT_OK = 0
 EXIT_LOAD_ERROR = 1
@@ -41,8 +45,11 @@ class StartupError(Exception):
 
 
 class Server:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, sockets: list[socket.socket] | None = None) -> None:
+        """``sockets``: listening sockets to serve instead of binding (a supervisor's, gunicorn's)."""
         self.config = config
+        self._given_sockets = sockets
+        self._ssl_context: ssl.SSLContext | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.state: ServerState | None = None
         self.observer: Observer | None = None
@@ -73,7 +80,13 @@ class Server:
             app = config.load()
         except ImportFromStringError as exc:
             raise StartupError(f"Error loading ASGI app. {exc}")
-        self.sockets = [self._bind()]
+        except EnvFileError as exc:
+            raise StartupError(str(exc))
+        try:
+            self._ssl_context = config.ssl_context()
+        except TLSConfigError as exc:
+            raise StartupError(str(exc))
+        self.sockets = self._given_sockets or bind_sockets(config)
         self.loop = create_loop(config.selector)
         self.state = ServerState(config)
         try:
@@ -116,13 +129,19 @@ class Server:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def run(self) -> int:
-        """Serve until SIGINT/SIGTERM; returns the process exit code. Blocks the caller."""
+    def run(self, ready: Callable[[], None] | None = None) -> int:
+        """Serve until SIGINT/SIGTERM; returns the process exit code. Blocks the caller.
+
+        ``ready`` is called once listening (a supervised worker reports in with it). A signal
+        the process was started with ignored stays ignored, the Unix convention: a supervisor
+        ignores SIGINT in its workers so a terminal's Ctrl+C reaches it alone.
+        """
         configure_logging(self.config.log_level, self.config.log_config, self.config.access_log)
         handlers: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                handlers[sig] = signal.signal(sig, self._handle_signal)
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    handlers[sig] = signal.signal(sig, self._handle_signal)
         try:
             try:
                 self.start()
@@ -132,6 +151,8 @@ class Server:
             except OSError as exc:
                 error_logger.error("%s", exc)
                 return EXIT_LOAD_ERROR
+            if ready is not None:
+                ready()
             while self.running:
                 self.join(0.5)  # wake regularly so signal handlers run promptly
             return self.exit_code
@@ -149,23 +170,6 @@ class Server:
         else:
             error_logger.info("Received %s again; forcing shutdown.", signal.Signals(signum).name)
             self.request_shutdown(force=True)
-
-    def _bind(self) -> socket.socket:
-        config = self.config
-        infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, socktype, proto, _, address = infos[0]
-        sock = socket.socket(family, socktype, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(config.backlog)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return sock
 
     # -- reactor thread --------------------------------------------------------------------------
 
@@ -212,18 +216,21 @@ class Server:
         def protocol_factory() -> H11Protocol:
             return H11Protocol(config, state, app, loop)
 
-        servers = [
-            await loop.create_server(protocol_factory, sock=sock, backlog=config.backlog)
-            for sock in self.sockets
-        ]
-        host, port = self.sockets[0].getsockname()[:2]
-        error_logger.info("Treadle running on http://%s:%d (Press CTRL+C to quit)", host, port)
+        factory: Callable[[], asyncio.BaseProtocol] = protocol_factory
+        if self._ssl_context is not None:
+            factory = tls_protocol_factory(factory, self._ssl_context, config.ssl_handshake_timeout, loop)
+        servers = [await loop.create_server(factory, sock=sock, backlog=config.backlog) for sock in self.sockets]
+        state.on_request_limit = self._retire
+        where = describe(self.sockets[0], "https" if self._ssl_context else "http")
+        error_logger.info("Treadle running on %s (Press CTRL+C to quit)", where)
         self._started.set()
 
         await self._stop
         # Phase 1: stop accepting.
         for server in servers:
             server.close()
+        if self._given_sockets is None:
+            remove_unix_socket(config.uds)
         # Phase 2: close idle connections; busy ones close after their current response.
         state.closing = True
         for conn in list(state.connections):
@@ -258,6 +265,11 @@ class Server:
         if lifespan is not None:
             await lifespan.shutdown()
         error_logger.info("Finished server process.")
+
+    def _retire(self) -> None:
+        limit = self.config.limit_max_requests
+        error_logger.info("Served %d requests (--limit-max-requests); shutting down gracefully.", limit)
+        self._begin_shutdown(False)
 
     def _begin_shutdown(self, force: bool) -> None:
         if force and self._forced is not None and not self._forced.done():

@@ -27,6 +27,7 @@ class ServerState:
         self.lifespan_state: dict[str, Any] = {}
         self.closing = False
         self.on_all_closed: Any = None  # called when the last connection goes while closing
+        self.on_request_limit: Any = None  # called when total_requests reaches --limit-max-requests
         self.total_requests = 0
         self.ws_upgrade = websocket_upgrader(config.ws)  # None: upgrades are plain HTTP
         self.stats = ServerStats()  # counters fed by the connections, read by --stats-port
@@ -35,6 +36,12 @@ class ServerState:
         self._date_second = -1
         # index: (app_sets_date << 1) | app_sets_server
         self._blocks = [b"", b"", b"", b""]
+
+    def count_request(self) -> None:
+        """Count a request; the one that reaches ``--limit-max-requests`` calls ``on_request_limit``."""
+        self.total_requests += 1
+        if self.total_requests == self.config.limit_max_requests and self.on_request_limit is not None:
+            self.on_request_limit()
 
     def default_headers(self, app_has_date: bool, app_has_server: bool) -> bytes:
         """The server-added header lines, omitting those the app already set itself."""
