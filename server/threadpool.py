@@ -1,0 +1,119 @@
+"""``WorkerPool``: a fixed set of threads running WSGI requests, with a bounded wait queue.
+
+Why not ``concurrent.futures.ThreadPoolExecutor``: its queue is unbounded (an overloaded
+server would hoard requests in memory instead of answering 503), it makes a ``Future``
+per job that nobody here needs, and it cannot tell the reactor "all work is done"
+without polling. This pool takes any object with a ``run()`` method, refuses work once
+``queue_size`` jobs are already waiting, and settles an asyncio future on the reactor's
+loop when the last running job ends (graceful shutdown waits on that).
+
+Threads are daemons: a worker stuck in application code must not keep the process alive
+after the graceful timeout has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from typing import Protocol
+
+from server.logging import error_logger
+
+
+class Job(Protocol):
+    def run(self) -> None:
+        """Runs in a worker thread; must not raise (a raise is logged and dropped)."""
+
+
+class WorkerPool:
+    def __init__(self, threads: int, queue_size: int) -> None:
+        if threads < 1:
+            raise ValueError(f"a worker pool needs at least one thread, not {threads}")
+        self.threads = threads
+        self.queue_size = queue_size
+        self._jobs: deque[Job | None] = deque()  # None tells one worker to exit
+        self._cond = threading.Condition(threading.Lock())
+        self._busy = 0  # jobs taken by a worker and not yet finished
+        self._idle_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._workers: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for number in range(self.threads):
+            thread = threading.Thread(target=self._work, name=f"treadle-worker-{number}", daemon=True)
+            thread.start()
+            self._workers.append(thread)
+
+    def submit(self, job: Job) -> bool:
+        """Queue ``job``; False (and nothing queued) if ``queue_size`` jobs already wait."""
+        with self._cond:
+            # Jobs that an idle worker is about to take are not "waiting": with 8 idle
+            # threads and a queue size of 0, eight requests still run at once.
+            if len(self._jobs) - (len(self._workers) - self._busy) >= self.queue_size:
+                return False
+            self._jobs.append(job)
+            self._cond.notify()
+        return True
+
+    def statistics(self) -> dict[str, int]:
+        with self._cond:
+            return {"threads": len(self._workers), "busy": self._busy, "waiting": len(self._jobs)}
+
+    def idle(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+        """A future on ``loop`` settled once no job is queued or running (call in the reactor)."""
+        waiter = loop.create_future()
+        with self._cond:
+            if self._busy or self._jobs:
+                self._idle_waiters.append((loop, waiter))
+                return waiter
+        waiter.set_result(None)
+        return waiter
+
+    def shutdown(self, timeout: float = 1.0) -> None:
+        """Drop queued jobs, tell every worker to exit, and join them for up to ``timeout``."""
+        with self._cond:
+            self._jobs.clear()
+            self._jobs.extend([None] * len(self._workers))
+            self._cond.notify_all()
+        for thread in self._workers:
+            thread.join(timeout / len(self._workers))
+        self._workers = [thread for thread in self._workers if thread.is_alive()]
+        if self._workers:
+            error_logger.warning("%d worker thread(s) still running application code.", len(self._workers))
+
+    # -- runs in a worker --------------------------------------------------------------------
+
+    def _work(self) -> None:
+        cond = self._cond
+        jobs = self._jobs
+        while True:
+            with cond:
+                while not jobs:
+                    cond.wait()
+                job = jobs.popleft()
+                if job is None:
+                    return
+                self._busy += 1
+            try:
+                job.run()
+            except BaseException as exc:  # pragma: no cover - jobs handle their own errors
+                error_logger.critical("Worker job raised", exc_info=exc)
+            with cond:
+                self._busy -= 1
+                if self._busy or jobs or not self._idle_waiters:
+                    continue
+                waiters, self._idle_waiters = self._idle_waiters, []
+            for loop, waiter in waiters:
+                _settle_threadsafe(loop, waiter)
+
+
+def _settle_threadsafe(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future) -> None:
+    try:
+        loop.call_soon_threadsafe(_set_result, waiter)
+    except RuntimeError:
+        pass  # the loop is closed: nobody waits any more
+
+
+def _set_result(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
