@@ -1,0 +1,114 @@
+"""``AppSet``: every app one server serves, and how a parsed request reaches the right one.
+
+Loading happens in ``Server.start()`` (so a bad import string or an app of unknown kind
+fails startup with a clear message); the runner tree is built once the loop exists:
+
+    Mounts (only with --mount)  ──prefix──►  AsgiRunner: a task per request on the loop
+                                             WsgiRunner: a job per request on the WorkerPool
+
+A connection calls ``runner.start(scope, channel)`` and gets back the cycle to feed body and
+disconnects to. One ``WorkerPool`` serves every WSGI app of the server, and is only made
+when there is one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from server.asgi_http import Channel, RequestCycle
+from server.config import Config
+from server.importer import load_app
+from server.interface import ASGI2Middleware, detect_interface
+from server.mount import Mounts, Runner, not_found
+from server.state import ServerState
+from server.threadpool import WorkerPool
+from server.types import Receive, Scope, Send
+from server.wsgi import WsgiRunner
+
+
+class AsgiRunner:
+    """Runs an ASGI 3 app for each request as a task on the loop (reactor thread)."""
+
+    __slots__ = ("app", "loop", "tasks")
+
+    def __init__(self, app: Any, loop: asyncio.AbstractEventLoop, state: ServerState) -> None:
+        self.app = app
+        self.loop = loop
+        self.tasks = state.tasks
+
+    def start(self, scope: Scope, channel: Channel) -> RequestCycle:
+        cycle = RequestCycle(scope, channel, self.loop)
+        task = self.loop.create_task(cycle.run(self.app))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return cycle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+class AppSet:
+    def __init__(self, config: Config) -> None:
+        """Load and classify the main app and every mount (``ImportFromStringError`` or
+        ``InterfaceError`` if one cannot be)."""
+        self.config = config
+        self.main: tuple[str, Any] | None = None
+        if config.app is not None:
+            self.main = _classify(config.load(), config.interface)
+        self.mounts = [
+            (prefix, _classify(load_app(app, config.app_dir), "auto"))
+            for prefix, app in config.mounts
+        ]
+        self.pool: WorkerPool | None = None
+
+    @property
+    def lifespan_app(self) -> Any:
+        """The app the lifespan protocol runs for: the main app, if it is an ASGI one.
+
+        Mounted apps get none: one server-wide startup cannot fail or finish per app.
+        """
+        if self.main is None or self.main[0] == "wsgi":
+            return None
+        return self.main[1]
+
+    def runner(self, loop: asyncio.AbstractEventLoop, state: ServerState) -> Runner:
+        """The object connections hand each request to (call in the reactor thread)."""
+        main = self.main or ("asgi3", not_found)
+        default = self._runner(main, loop, state)
+        if not self.mounts:
+            return default
+        return Mounts([(prefix, self._runner(app, loop, state)) for prefix, app in self.mounts], default)
+
+    def _runner(self, classified: tuple[str, Any], loop: asyncio.AbstractEventLoop, state: ServerState) -> Runner:
+        interface, app = classified
+        if interface != "wsgi":
+            return AsgiRunner(app, loop, state)
+        if self.pool is None:
+            self.pool = WorkerPool(self.config.threads, self.config.wsgi_queue_size)
+            self.pool.start()
+        return WsgiRunner(app, loop, self.pool)
+
+    def idle(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
+        """Settles once no WSGI request is queued or running (graceful shutdown waits on it)."""
+        if self.pool is None:
+            done = loop.create_future()
+            done.set_result(None)
+            return done
+        return self.pool.idle(loop)
+
+    def close(self) -> None:
+        """Stop the worker threads (after the graceful wait; stuck ones are left as daemons)."""
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def _classify(app: Any, interface: str) -> tuple[str, Any]:
+    """(interface, callable to serve): ASGI 2 apps come back wrapped as ASGI 3."""
+    if interface == "auto":
+        interface = detect_interface(app)
+    elif interface == "asgi":
+        interface = "asgi3"
+    if interface == "asgi2":
+        return "asgi3", ASGI2Middleware(app)
+    return interface, app
