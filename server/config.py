@@ -13,6 +13,8 @@ from typing import Any, Sequence
 from server.cors import check_credentials
 from server.envfile import load_env_file
 from server.importer import load_app
+from server.interface import INTERFACES
+from server.mount import normalize_prefix
 from server.middleware import wrap_app
 from server.tls import create_ssl_context
 from server.ws_select import WS_MODES
@@ -77,6 +79,13 @@ class Config:
         stats_host: str = "127.0.0.1",
         stats_interval: float | None = None,
         trace_reactor: str | None = None,
+        # Apps (docs/wsgi.md). WSGI apps run on a pool of 8 threads: enough to overlap the
+        # I/O waits of typical apps, few enough that the GIL is not fought over; 1024 requests
+        # may wait for a thread (a few KiB each) before the server answers 503.
+        interface: str = "auto",
+        mounts: Sequence[tuple[str, Any]] = (),
+        threads: int = 8,
+        wsgi_queue_size: int = 1024,
         # Limits. 16 KiB for the head is h11's default and what most servers accept.
         limit_request_head_size: int = 16 * 1024,
         limit_request_body_size: int | None = 100 * 1024 * 1024,
@@ -97,6 +106,10 @@ class Config:
             raise ValueError(f"lifespan must be one of {LIFESPAN_MODES}, not {lifespan!r}")
         if ws not in WS_MODES:
             raise ValueError(f"ws must be one of {WS_MODES}, not {ws!r}")
+        if interface not in INTERFACES:
+            raise ValueError(f"interface must be one of {INTERFACES}, not {interface!r}")
+        if threads < 1 or wsgi_queue_size < 0:
+            raise ValueError("threads must be at least 1 and wsgi_queue_size at least 0")
         self.app = app
         self.host = host
         self.port = port
@@ -148,6 +161,10 @@ class Config:
         self.stats_host = stats_host
         self.stats_interval = stats_interval or None
         self.trace_reactor = trace_reactor or None
+        self.interface = interface
+        self.mounts = [(normalize_prefix(prefix), app) for prefix, app in mounts]
+        self.threads = threads
+        self.wsgi_queue_size = wsgi_queue_size
         self.limit_request_head_size = limit_request_head_size
         self.limit_request_body_size = limit_request_body_size or None
         self.limit_concurrency = limit_concurrency or None
