@@ -32,9 +32,9 @@ import h11
 from server.asgi_http import ASGI_VERSION, DONE, START, RequestCycle
 from server.config import Config
 from server.logging import access_logger, error_logger
+from server.mount import Runner
 from server.state import ServerState
 from server.target import split_target
-from server.types import ASGIApp
 
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
@@ -73,10 +73,10 @@ def _check_header(header: Any) -> tuple[bytes, bytes]:
 
 
 class H11Protocol(asyncio.Protocol):
-    def __init__(self, config: Config, state: ServerState, app: ASGIApp, loop: asyncio.AbstractEventLoop):
+    def __init__(self, config: Config, state: ServerState, app: Runner, loop: asyncio.AbstractEventLoop):
         self.config = config
         self.state = state
-        self.app = app
+        self.app = app  # starts the app's cycle for each request (server/apps.py)
         self.loop = loop
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=config.limit_request_head_size)
         self.transport: Any = None
@@ -305,13 +305,9 @@ class H11Protocol(asyncio.Protocol):
             "state": state.lifespan_state.copy(),
             "extensions": {"http.response.trailers": {}},
         }
-        cycle = RequestCycle(scope, self, self.loop)
-        self.cycle = cycle
         state.active_requests += 1
         state.count_request()
-        task = self.loop.create_task(cycle.run(self.app))
-        state.tasks.add(task)
-        task.add_done_callback(state.tasks.discard)
+        self.cycle = self.app.start(scope, self)
 
     def handle_upgrade(self, event: h11.Request, headers: list[tuple[bytes, bytes]], upgrade: bytes) -> bool:
         """Hook for protocol upgrades (WebSocket): return True to take the request over.
