@@ -20,10 +20,12 @@ import threading
 from typing import Any, Callable
 
 from server._loop import create_loop
+from server.apps import AppSet
 from server.config import Config
 from server.envfile import EnvFileError
 from server.http11 import H11Protocol
 from server.importer import ImportFromStringError
+from server.interface import InterfaceError
 from server.lifespan import Lifespan
 from server.logging import configure_logging, error_logger
 from server.observe import Observer
@@ -77,9 +79,9 @@ class Server:
         """
         config = self.config
         try:
-            app = config.load()
-        except ImportFromStringError as exc:
-            raise StartupError(f"Error loading ASGI app. {exc}")
+            apps = AppSet(config)
+        except (ImportFromStringError, InterfaceError) as exc:
+            raise StartupError(f"Error loading app. {exc}")
         except EnvFileError as exc:
             raise StartupError(str(exc))
         try:
@@ -98,7 +100,7 @@ class Server:
             raise
         self.observer.start()
         self._thread = threading.Thread(
-            target=self._thread_main, args=(app,), name="treadle-reactor", daemon=True
+            target=self._thread_main, args=(apps,), name="treadle-reactor", daemon=True
         )
         self._thread.start()
         self._started.wait()
@@ -173,12 +175,12 @@ class Server:
 
     # -- reactor thread --------------------------------------------------------------------------
 
-    def _thread_main(self, app: Any) -> None:
+    def _thread_main(self, apps: AppSet) -> None:
         loop = self.loop
         assert loop is not None
         asyncio.set_event_loop(loop)
         try:
-            loop.run_until_complete(self._serve(app))
+            loop.run_until_complete(self._serve(apps))
         except BaseException as exc:  # pragma: no cover - a bug in the server itself
             error_logger.critical("Server crashed", exc_info=exc)
             self.exit_code = 1
@@ -196,7 +198,7 @@ class Server:
                     sock.close()
                 self._started.set()
 
-    async def _serve(self, app: Any) -> None:
+    async def _serve(self, apps: AppSet) -> None:
         loop = asyncio.get_running_loop()
         config = self.config
         state = self.state
@@ -205,16 +207,18 @@ class Server:
         self._forced = loop.create_future()
 
         lifespan = None
-        if config.lifespan != "off":
-            lifespan = Lifespan(app, config.lifespan, state.lifespan_state)
+        if config.lifespan != "off" and apps.lifespan_app is not None:
+            lifespan = Lifespan(apps.lifespan_app, config.lifespan, state.lifespan_state)
             if not await lifespan.startup():
                 self._startup_error = StartupError("Application startup failed.", EXIT_STARTUP_FAILED)
                 self.exit_code = EXIT_STARTUP_FAILED
                 self._started.set()
                 return
 
+        runner = apps.runner(loop, state)
+
         def protocol_factory() -> H11Protocol:
-            return H11Protocol(config, state, app, loop)
+            return H11Protocol(config, state, runner, loop)
 
         factory: Callable[[], asyncio.BaseProtocol] = protocol_factory
         if self._ssl_context is not None:
@@ -240,7 +244,7 @@ class Server:
         state.on_all_closed = lambda: all_closed.done() or all_closed.set_result(None)
         if not state.connections:
             all_closed.set_result(None)
-        waits: list[Any] = [all_closed]
+        waits: list[Any] = [all_closed, apps.idle(loop)]  # the idle future: WSGI workers
         if state.tasks:
             waits.append(loop.create_task(asyncio.wait(list(state.tasks))))
         everything = loop.create_task(asyncio.wait(waits))
@@ -264,6 +268,7 @@ class Server:
         # Phase 5: lifespan shutdown.
         if lifespan is not None:
             await lifespan.shutdown()
+        apps.close()
         error_logger.info("Finished server process.")
 
     def _retire(self) -> None:
