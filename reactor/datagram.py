@@ -259,6 +259,7 @@ class Datagrams:
                 problems = ", ".join(f"{key}={value}" for key, value in options.items() if value)
                 raise ValueError(f"socket modifier keyword arguments can not be used when sock is specified. "
                                  f"({problems})")
+            self._ensure_fd_no_transport(sock)
             sock.setblocking(False)
             remote = None
         else:

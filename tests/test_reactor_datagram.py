@@ -312,6 +312,10 @@ def test_argument_errors():
             with pytest.raises(ValueError, match="^A UDP Socket was expected"):
                 await loop.create_datagram_endpoint(Endpoint, sock=tcp)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            owner, owner_proto = await loop.create_datagram_endpoint(Endpoint, local_addr=LOCALHOST)
+            with pytest.raises(RuntimeError, match="is used by transport"):
+                await loop.create_datagram_endpoint(Endpoint, sock=owner.get_extra_info("socket")._sock)
+            await _close(owner)
             with pytest.raises(ValueError, match=r"when sock is specified\. \(local_addr=\('127\.0\.0\.1', 0\)\)$"):
                 await loop.create_datagram_endpoint(Endpoint, local_addr=LOCALHOST, sock=udp)
             with pytest.raises(ValueError, match=r"\(reuse_port=True, allow_broadcast=True\)$"):

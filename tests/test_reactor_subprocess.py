@@ -96,6 +96,16 @@ def test_exec_stdout_and_returncode(watcher):
     assert reactor.run(main()) == (b"hello\n", None, 3)
 
 
+@pytest.mark.parametrize("selector", reactor.available_selectors())
+def test_every_selector_backend(watcher, selector):
+    async def main():
+        proc = await asyncio.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE)
+        out, _ = await asyncio.wait_for(proc.communicate(b"x" * 300_000), DEADLINE)
+        return len(out), proc.returncode
+
+    assert reactor.run(main(), selector=selector) == (300_000, 0)
+
+
 def test_shell_with_stderr_and_exit_code(watcher):
     async def main():
         proc = await asyncio.create_subprocess_shell("echo $((40 + 2)) >&2; exit 7", stderr=PIPE)
