@@ -14,8 +14,8 @@ from server.cors import check_credentials
 from server.envfile import load_env_file
 from server.importer import load_app
 from server.interface import INTERFACES
-from server.mount import normalize_prefix
 from server.middleware import wrap_app
+from server.mount import normalize_prefix
 from server.tls import create_ssl_context
 from server.ws_select import WS_MODES
 
