@@ -10,7 +10,9 @@ import sys
 from typing import Sequence
 
 from server.config import LIFESPAN_MODES, LOG_LEVELS, Config
+from server.interface import INTERFACES
 from server.main import Server
+from server.mount import normalize_prefix
 from server.ws_select import WS_MODES
 
 DEMO_APP = "server.demo:app"
@@ -30,13 +32,25 @@ def _limit(value: str) -> int | None:
     return number or None
 
 
+def _mount(value: str) -> tuple[str, str]:
+    prefix, sep, app = value.partition("=")
+    if not sep or not app:
+        raise argparse.ArgumentTypeError(f"expected /PREFIX=MODULE:APP, got {value!r}")
+    try:
+        return normalize_prefix(prefix), app
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="treadle",
         description="Serve an ASGI application over HTTP/1.1.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("app", nargs="?", default=DEMO_APP, help="the app as module:attribute")
+    p.add_argument(
+        "app", nargs="?", default=None, help="the app as module:attribute (default: the demo app, unless --mount)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="bind to this address")
     p.add_argument("--port", type=int, default=8000, help="bind to this port (0: any free port)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="log level")
@@ -61,6 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date-header", action=argparse.BooleanOptionalAction, default=True, help="send Date")
     p.add_argument("--selector", default=None, help="reactor selector (epoll, kqueue, poll, select, devpoll)")
     p.add_argument("--backlog", type=int, default=2048, help="listen backlog")
+    p.add_argument(
+        "--interface", choices=INTERFACES, default="auto", help="the app's protocol (auto: detect)"
+    )
+    p.add_argument(
+        "--mount",
+        dest="mounts",
+        action="append",
+        type=_mount,
+        default=[],
+        metavar="/PREFIX=MODULE:APP",
+        help="also serve this ASGI or WSGI app below /PREFIX (repeatable; the longest prefix wins)",
+    )
+    p.add_argument("--threads", type=int, default=8, help="worker threads running WSGI apps")
+    p.add_argument(
+        "--wsgi-queue-size", type=int, default=1024, help="WSGI requests that may wait for a thread (503 past it)"
+    )
     p.add_argument(
         "--stats-port",
         type=int,
@@ -146,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     return Config(
-        args.app,
+        args.app if args.app is not None or args.mounts else DEMO_APP,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -161,6 +191,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         date_header=args.date_header,
         selector=args.selector,
         backlog=args.backlog,
+        interface=args.interface,
+        mounts=args.mounts,
+        threads=args.threads,
+        wsgi_queue_size=args.wsgi_queue_size,
         stats_port=args.stats_port,
         stats_host=args.stats_host,
         stats_interval=args.stats_interval,
