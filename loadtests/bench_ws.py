@@ -3,8 +3,10 @@
 Each server is started as a subprocess on 127.0.0.1 serving the echo app below (the same
 file, loaded as ``bench_ws:app``); then ``--connections`` clients (the ``websockets``
 library, compression off so framing is measured, not zlib) each send a small message and
-wait for its echo, over and over, for ``--seconds``. Every server is stopped before the
-next starts. Run: ``python loadtests/bench_ws.py`` (about 15 s with the defaults).
+wait for its echo, over and over, for ``--seconds``. The servers take turns for
+``--rounds`` rounds and the median round counts, so a noisy machine hurts all alike.
+All servers are stopped at the end, whatever happens.
+Run: ``python loadtests/bench_ws.py`` (about 30 s with the defaults).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -37,13 +40,18 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "websocket.send", "bytes": message.get("bytes"), "text": message.get("text")})
 
 
-def servers(port: int) -> dict[str, list[str]]:
-    common = ["bench_ws:app", "--app-dir", HERE, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    return {
-        "treadle (wsproto)": [sys.executable, "-m", "server", *common, "--no-access-log"],
-        "uvicorn (wsproto)": [sys.executable, "-m", "uvicorn", *common, "--ws", "wsproto", "--no-access-log"],
-        "uvicorn (websockets)": [sys.executable, "-m", "uvicorn", *common, "--ws", "websockets", "--no-access-log"],
-    }
+def commands() -> dict[str, tuple[list[str], int]]:
+    """Each server's command line and its port."""
+    result = {}
+    for name, program, extra in (
+        ("treadle (wsproto)", ["-m", "server"], []),
+        ("uvicorn (wsproto)", ["-m", "uvicorn"], ["--ws", "wsproto"]),
+        ("uvicorn (websockets)", ["-m", "uvicorn"], ["--ws", "websockets"]),
+    ):
+        port = free_port()
+        common = ["bench_ws:app", "--app-dir", HERE, "--host", "127.0.0.1", "--port", str(port)]
+        result[name] = ([sys.executable, *program, *common, *extra, "--log-level", "warning", "--no-access-log"], port)
+    return result
 
 
 def free_port() -> int:
@@ -88,41 +96,45 @@ async def measure(url: str, connections: int, seconds: float, size: int) -> floa
     return sum(counts) / (time.monotonic() - started)
 
 
-def run_one(name: str, command: list[str], port: int, args: argparse.Namespace) -> float | None:
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_listening(port, proc)
-        return asyncio.run(measure(f"ws://127.0.0.1:{port}/", args.connections, args.seconds, args.size))
-    except Exception as exc:
-        print(f"{name}: failed: {exc}", file=sys.stderr)
-        return None
-    finally:
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=8, help="concurrent clients")
-    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per server")
+    parser.add_argument("--seconds", type=float, default=2.0, help="measuring time per server per round")
+    parser.add_argument("--rounds", type=int, default=3, help="turns each server gets; the median counts")
     parser.add_argument("--size", type=int, default=64, help="message size in bytes")
     args = parser.parse_args()
-    print(f"echo round trips/s: {args.connections} connections, {args.size}-byte messages, {args.seconds:g} s each")
-    results = {}
-    for name, command in servers(free_port()).items():
-        port = int(command[command.index("--port") + 1])
-        results[name] = run_one(name, command, port, args)
-    baseline = results.get("uvicorn (websockets)")
-    for name, rate in results.items():
-        if rate is None:
-            print(f"  {name:22} failed")
-            continue
+    print(
+        f"echo round trips/s: {args.connections} connections, {args.size}-byte messages, "
+        f"median of {args.rounds} x {args.seconds:g} s"
+    )
+    procs: dict[str, tuple[subprocess.Popen, int]] = {}
+    rates: dict[str, list[float]] = {}
+    try:
+        for name, (command, port) in commands().items():
+            proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs[name] = (proc, port)
+        for proc, port in procs.values():
+            wait_listening(port, proc)
+        for _ in range(args.rounds):
+            for name, (_, port) in procs.items():
+                rate = asyncio.run(measure(f"ws://127.0.0.1:{port}/", args.connections, args.seconds, args.size))
+                rates.setdefault(name, []).append(rate)
+    finally:
+        for proc, _ in procs.values():
+            stop(proc)
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    baseline = medians.get("uvicorn (websockets)")
+    for name, rate in medians.items():
         relative = f"  ({rate / baseline:.2f}x uvicorn/websockets)" if baseline else ""
         print(f"  {name:22} {rate:10,.0f}{relative}")
 
