@@ -14,8 +14,8 @@ after the graceful timeout has passed.
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
-from collections import deque
 from typing import Protocol
 
 from server.logging import error_logger
@@ -32,9 +32,13 @@ class WorkerPool:
             raise ValueError(f"a worker pool needs at least one thread, not {threads}")
         self.threads = threads
         self.queue_size = queue_size
-        self._jobs: deque[Job | None] = deque()  # None tells one worker to exit
-        self._cond = threading.Condition(threading.Lock())
-        self._busy = 0  # jobs taken by a worker and not yet finished
+        # A C-implemented queue: taking and putting a job costs no Python-level locking.
+        # The counts below are guarded by a plain lock, held for a few bytecodes at a time.
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()  # None: a worker exits
+        self._lock = threading.Lock()
+        self._queued = 0  # submitted, not yet taken by a worker
+        self._idle = 0  # workers waiting for a job
+        self._busy = 0  # jobs taken and not yet finished
         self._idle_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         self._workers: list[threading.Thread] = []
 
@@ -46,35 +50,33 @@ class WorkerPool:
 
     def submit(self, job: Job) -> bool:
         """Queue ``job``; False (and nothing queued) if ``queue_size`` jobs already wait."""
-        with self._cond:
-            # Jobs that an idle worker is about to take are not "waiting": with 8 idle
-            # threads and a queue size of 0, eight requests still run at once.
-            if len(self._jobs) - (len(self._workers) - self._busy) >= self.queue_size:
+        with self._lock:
+            # Jobs an idle worker is about to take are not "waiting": with 8 idle threads
+            # and a queue size of 0, eight requests still run at once.
+            if self._queued - self._idle >= self.queue_size:
                 return False
-            self._jobs.append(job)
-            self._cond.notify()
+            self._queued += 1
+        self._jobs.put(job)
         return True
 
     def statistics(self) -> dict[str, int]:
-        with self._cond:
-            return {"threads": len(self._workers), "busy": self._busy, "waiting": len(self._jobs)}
+        with self._lock:
+            return {"threads": len(self._workers), "busy": self._busy, "waiting": self._queued}
 
     def idle(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
         """A future on ``loop`` settled once no job is queued or running (call in the reactor)."""
         waiter = loop.create_future()
-        with self._cond:
-            if self._busy or self._jobs:
+        with self._lock:
+            if self._busy or self._queued:
                 self._idle_waiters.append((loop, waiter))
                 return waiter
         waiter.set_result(None)
         return waiter
 
     def shutdown(self, timeout: float = 1.0) -> None:
-        """Drop queued jobs, tell every worker to exit, and join them for up to ``timeout``."""
-        with self._cond:
-            self._jobs.clear()
-            self._jobs.extend([None] * len(self._workers))
-            self._cond.notify_all()
+        """Tell every worker to exit once the queue is empty; join them for up to ``timeout``."""
+        for _ in self._workers:
+            self._jobs.put(None)
         for thread in self._workers:
             thread.join(timeout / len(self._workers))
         self._workers = [thread for thread in self._workers if thread.is_alive()]
@@ -84,23 +86,25 @@ class WorkerPool:
     # -- runs in a worker --------------------------------------------------------------------
 
     def _work(self) -> None:
-        cond = self._cond
+        lock = self._lock
         jobs = self._jobs
         while True:
-            with cond:
-                while not jobs:
-                    cond.wait()
-                job = jobs.popleft()
+            with lock:
+                self._idle += 1
+            job = jobs.get()
+            with lock:
+                self._idle -= 1
                 if job is None:
                     return
+                self._queued -= 1
                 self._busy += 1
             try:
                 job.run()
             except BaseException as exc:  # pragma: no cover - jobs handle their own errors
                 error_logger.critical("Worker job raised", exc_info=exc)
-            with cond:
+            with lock:
                 self._busy -= 1
-                if self._busy or jobs or not self._idle_waiters:
+                if self._busy or self._queued or not self._idle_waiters:
                     continue
                 waiters, self._idle_waiters = self._idle_waiters, []
             for loop, waiter in waiters:

@@ -115,7 +115,8 @@ class WsgiCycle:
         "_headers",
         "_has_length",
         "_headers_sent",
-        # the hand-off, guarded by _cond
+        # the hand-off, guarded by _lock
+        "_lock",
         "_cond",
         "_head",
         "_out",
@@ -140,7 +141,8 @@ class WsgiCycle:
         self._headers: list[tuple[bytes, bytes]] = []
         self._has_length = False
         self._headers_sent = False
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond: threading.Condition | None = None  # made when the worker first has to wait
         self._head: tuple[int, list[tuple[bytes, bytes]]] | None = None
         self._out: list[bytes] = []
         self._out_size = 0
@@ -182,7 +184,7 @@ class WsgiCycle:
             self.channel.want_body(self)
 
     def _flush(self) -> None:
-        with self._cond:
+        with self._lock:
             head, self._head = self._head, None
             out, self._out = self._out, []
             file = self._file if self._file_task is None else None
@@ -207,12 +209,12 @@ class WsgiCycle:
             # The connection refused the body (its length disagrees with Content-Length):
             # it has logged why and answered 500 or closed. The worker must stop.
             self._stop_worker()
-        with self._cond:
+        with self._lock:
             self._out_size -= size
             if waiter is not None and not waiter.done():
                 self._paused = True
                 waiter.add_done_callback(self._drained)
-            self._cond.notify()
+            self._wake()
         if end != _MORE:
             self._finish(end)
 
@@ -241,15 +243,15 @@ class WsgiCycle:
                 error_logger.error("Sending a wsgi.file_wrapper file failed", exc_info=exc)
             self._stop_worker()
             self.channel.abort(self)
-        with self._cond:
+        with self._lock:
             self._file = None
             self._file_task = None
-            self._cond.notify()
+            self._wake()
 
     def _drained(self, waiter: Any) -> None:
-        with self._cond:
+        with self._lock:
             self._paused = False
-            self._cond.notify()
+            self._wake()
 
     def _finish(self, end: int) -> None:
         """The worker is done with the request (the app's iterable is closed)."""
@@ -260,10 +262,15 @@ class WsgiCycle:
                 self.channel.abort(self)
         self.channel.cycle_done(self)
 
-    def _stop_worker(self) -> None:
-        with self._cond:
-            self._gone = True
+    def _wake(self) -> None:
+        # Called with the lock held.
+        if self._cond is not None:
             self._cond.notify()
+
+    def _stop_worker(self) -> None:
+        with self._lock:
+            self._gone = True
+            self._wake()
 
     # -- runs in a worker ------------------------------------------------------------------------
 
@@ -375,7 +382,7 @@ class WsgiCycle:
         if not self._headers_sent and (data or file is not None or end == _COMPLETE):
             self._headers_sent = True
             head = (self._status, self._headers)
-        with self._cond:
+        with self._lock:
             if self._gone and end == _MORE:
                 raise ClientDisconnected("The client disconnected.")
             if head is not None:
@@ -395,9 +402,11 @@ class WsgiCycle:
                 raise ClientDisconnected("The server shut down.")
         if end != _MORE:
             return
-        with self._cond:
+        with self._lock:
             # A file being sent must stay open even if the client left: wait for the reactor.
             while self._file is not None or (not self._gone and (self._paused or self._out_size > HIGH_WATER)):
+                if self._cond is None:
+                    self._cond = threading.Condition(self._lock)
                 self._cond.wait()
             if self._gone:
                 raise ClientDisconnected("The client disconnected.")

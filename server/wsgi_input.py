@@ -25,10 +25,11 @@ from server.asgi_http import ClientDisconnected
 
 
 class WsgiInput:
-    __slots__ = ("_cond", "_buffer", "_more", "_gone", "_asked", "_ask")
+    __slots__ = ("_lock", "_cond", "_buffer", "_more", "_gone", "_asked", "_ask")
 
     def __init__(self, ask: Callable[[], None]) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond: threading.Condition | None = None  # made on the first wait: most bodies never need one
         self._buffer = bytearray()
         self._more = True  # the client has more body to send
         self._gone = False  # the client disconnected (or sent a malformed body)
@@ -39,20 +40,24 @@ class WsgiInput:
 
     def feed(self, data: bytes) -> int:
         """Append body bytes; returns how many are now buffered (for the connection's flow control)."""
-        with self._cond:
+        with self._lock:
             self._buffer += data
             self._asked = False
-            self._cond.notify()
+            self._wake()
             return len(self._buffer)
 
     def end(self) -> None:
-        with self._cond:
+        with self._lock:
             self._more = False
-            self._cond.notify()
+            self._wake()
 
     def disconnect(self) -> None:
-        with self._cond:
+        with self._lock:
             self._gone = True
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._cond is not None:
             self._cond.notify()
 
     @property
@@ -62,7 +67,7 @@ class WsgiInput:
     # -- runs in a worker (the file-like API of PEP 3333) ----------------------------------------
 
     def read(self, size: int | None = -1) -> bytes:
-        with self._cond:
+        with self._lock:
             if size is None or size < 0:
                 self._wait(sys.maxsize)
                 return self._take(len(self._buffer))
@@ -71,7 +76,7 @@ class WsgiInput:
 
     def readline(self, size: int | None = -1) -> bytes:
         limit = -1 if size is None or size < 0 else size
-        with self._cond:
+        with self._lock:
             buffer = self._buffer
             scanned = 0
             while True:
@@ -113,6 +118,8 @@ class WsgiInput:
             if not self._asked:
                 self._asked = True
                 self._ask()
+            if self._cond is None:
+                self._cond = threading.Condition(self._lock)
             self._cond.wait()
 
     def _take(self, size: int) -> bytes:
