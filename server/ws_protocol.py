@@ -64,7 +64,7 @@ def upgrade(http: Any, request: h11.Request, headers: list[tuple[bytes, bytes]])
     transport = http.transport
     protocol = WSProtocol(http.config, http.state, http.app, http.loop, transport, http.client, http.server)
     transport.set_protocol(protocol)
-    protocol.start(request, headers, http.conn.trailing_data[0])
+    protocol.start(request, headers, http.conn.trailing_data[0], "wss" if http.tls else "ws")
 
 
 def _as_runtime_error(exc: Exception) -> RuntimeError:
@@ -84,7 +84,7 @@ class WSProtocol(asyncio.Protocol):
     ) -> None:
         self.config = config
         self.state = state
-        self.app = app
+        self.app = app  # the server's runner, itself an ASGI app for websocket scopes (server/mount.py)
         self.loop = loop
         self.transport = transport
         self.client = client
@@ -106,7 +106,7 @@ class WSProtocol(asyncio.Protocol):
 
     # -- the hand-over -------------------------------------------------------------------------
 
-    def start(self, request: h11.Request, headers: list[tuple[bytes, bytes]], trailing: bytes) -> None:
+    def start(self, request: h11.Request, headers: list[tuple[bytes, bytes]], trailing: bytes, scheme: str) -> None:
         """Validate the handshake and start the app, or answer 400/426 and close."""
         state = self.state
         state.connections.add(self)
@@ -134,7 +134,7 @@ class WSProtocol(asyncio.Protocol):
             "type": "websocket",
             "asgi": WS_ASGI_VERSION.copy(),
             "http_version": "1.1",
-            "scheme": "wss" if self.transport.get_extra_info("sslcontext") is not None else "ws",
+            "scheme": scheme,
             "path": path,
             "raw_path": raw_path,
             "query_string": query,

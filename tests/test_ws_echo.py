@@ -4,6 +4,7 @@ compression, FastAPI — with the ``websockets`` library as the peer."""
 from __future__ import annotations
 
 import os
+import ssl
 
 import httpx
 import pytest
@@ -179,3 +180,25 @@ def test_fastapi_websocket_route(serve):
         assert ws.subprotocol == "json"
         ws.send('{"n": 1}')
         assert ws.recv(timeout=5) == '{"room":"lobby","echo":{"n":1},"q":"1"}'
+
+
+def test_wss_over_tls(serve, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(certfile)
+    cert.private_key_pem.write_to_path(keyfile)
+    seen = Events()
+
+    async def app(scope, receive, send):
+        seen.add(scope["scheme"])
+        await echo_app(scope, receive, send)
+
+    srv = serve(app, ssl_certfile=str(certfile), ssl_keyfile=str(keyfile))
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with connect(f"wss://127.0.0.1:{srv.port}/", ssl=client_context) as ws:
+        ws.send("secret" * 10000)
+        assert ws.recv(timeout=5) == "secret" * 10000
+    assert seen() == ["wss"]
