@@ -10,6 +10,7 @@ import httpx
 import pytest
 from conftest import Recorder, request
 from fastapi import FastAPI, WebSocket
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from ws_helpers import Events, echo_app, ws_url
 
@@ -202,3 +203,24 @@ def test_wss_over_tls(serve, tmp_path):
         ws.send("secret" * 10000)
         assert ws.recv(timeout=5) == "secret" * 10000
     assert seen() == ["wss"]
+
+
+def test_mounted_apps_get_their_websockets_and_wsgi_refuses(serve):
+    seen = Events()
+
+    async def chat(scope, receive, send):
+        seen.add((scope["path"], scope["root_path"]))
+        await echo_app(scope, receive, send)
+
+    def wsgi_app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"wsgi"]
+
+    srv = serve(None, mounts=[("/chat", chat), ("/legacy", wsgi_app)])
+    with connect(ws_url(srv, "/chat/room")) as ws:
+        ws.send("mounted")
+        assert ws.recv(timeout=5) == "mounted"
+    assert seen() == [("/chat/room", "/chat")]
+    with pytest.raises(InvalidStatus) as info:  # WSGI cannot serve a websocket: denied with 403
+        connect(ws_url(srv, "/legacy/ws"))
+    assert info.value.response.status_code == 403
