@@ -1,0 +1,5 @@
+"""``python -m loadtests``: see ``loadtests.cli``."""
+
+from loadtests.cli import main
+
+main()
