@@ -1,0 +1,101 @@
+"""The load-test command end to end: a short run of every scenario, and its failures.
+
+Each run is the real command in a subprocess (server, Locust, reports); seconds each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import wait_until
+
+pytest.importorskip("locust")
+psutil = pytest.importorskip("psutil")  # a dependency of locust
+
+from loadtests.runner import EXIT_SKIPPED, parse_duration  # noqa: E402
+from loadtests.scenarios import SCENARIOS  # noqa: E402
+from loadtests.verdict import judge  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def loadtest(out: Path, scenario: str, *extra: str, run_time: str = "3s") -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "loadtests", "run", scenario, "--users", "5", "--spawn-rate", "5",
+            "--run-time", run_time, "--out", str(out), *extra]
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def assert_nothing_left(out: Path) -> None:
+    run = json.loads((out / "run.json").read_text())
+    for pid in (run["server_pid"], run["locust_pid"]):
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, pid
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", run["port"]), timeout=1).close()
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_each_scenario_passes_a_short_run(scenario, tmp_path):
+    result = loadtest(tmp_path, scenario)
+    if result.returncode == EXIT_SKIPPED:
+        assert result.stdout.startswith(f"SKIPPED: scenario {scenario}: ")
+        pytest.skip(result.stdout.strip())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("PASS: "), result.stdout
+    assert (tmp_path / "report.html").read_text().lstrip().lower().startswith("<!doctype html")
+    assert judge(tmp_path / "locust_stats.csv", tmp_path / "locust_failures.csv", 10_000).ok
+    server_stats = json.loads((tmp_path / "server-stats.json").read_text())
+    assert server_stats["server"]["requests_total"] > 0
+    assert server_stats["reactor"]["iterations"] > 0
+    assert_nothing_left(tmp_path)
+
+
+def test_failing_requests_fail_the_command(tmp_path):
+    result = loadtest(tmp_path, "plaintext", "--app", "loadtests.apps:always_500")
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith("FAIL: ") and "requests failed" in line and "500" in line, line
+    assert_nothing_left(tmp_path)
+
+
+def test_a_p95_over_budget_fails_the_command(tmp_path):
+    result = loadtest(tmp_path, "plaintext", "--p95-budget-ms", "0")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL: p95 latency" in result.stdout and "over the budget of 0 ms" in result.stdout, result.stdout
+    assert_nothing_left(tmp_path)
+
+
+def test_a_server_that_cannot_start_fails_the_command(tmp_path):
+    result = loadtest(tmp_path, "plaintext", "--app", "loadtests.apps:no_such_app")
+    assert result.returncode == 1
+    assert result.stdout.startswith("FAIL: the server exited with code 1 before accepting"), result.stdout
+
+
+def test_interrupting_the_runner_stops_server_and_locust(tmp_path):
+    argv = [sys.executable, "-m", "loadtests", "run", "plaintext", "--users", "2", "--run-time", "60s",
+            "--out", str(tmp_path)]
+    runner = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: (tmp_path / "run.json").exists(), timeout=30)
+        os.kill(runner.pid, signal.SIGINT)
+        _, err = runner.communicate(timeout=40)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    assert runner.returncode == 130
+    assert "INTERRUPTED" in err
+    assert_nothing_left(tmp_path)
+
+
+def test_parse_duration():
+    assert parse_duration("10s") == 10 and parse_duration("2m") == 120 and parse_duration("1h30m") == 5400
+    assert parse_duration("45") == 45
+    with pytest.raises(ValueError):
+        parse_duration("soon")
