@@ -18,6 +18,7 @@ from typing import Any
 from server.asgi_http import ClientDisconnected
 from server.config import Config
 from server.main import Server, StartupError
+from server.supervisor import serve
 
 __all__ = ["ClientDisconnected", "Config", "Server", "StartupError", "run"]
 
@@ -25,4 +26,4 @@ __all__ = ["ClientDisconnected", "Config", "Server", "StartupError", "run"]
 def run(app: Any, **options: Any) -> int:
     """Serve ``app`` (an ASGI callable or ``"module:attr"``) with ``Config`` options until a
     signal stops it; returns the exit code."""
-    return Server(Config(app, **options)).run()
+    return serve(Config(app, **options))

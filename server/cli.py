@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
+from server.cli_production import add_production_arguments, production_options
 from server.config import LIFESPAN_MODES, LOG_LEVELS, Config
+from server.config_file import ConfigFileError, apply_file_and_env
+from server.envfile import EnvFileError
 from server.interface import INTERFACES
-from server.main import Server
 from server.mount import normalize_prefix
+from server.supervisor import serve
 from server.ws_select import WS_MODES
 
 DEMO_APP = "server.demo:app"
@@ -42,8 +45,14 @@ def _mount(value: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(exc))
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, not the whole usage: with this many flags the message would scroll away."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="treadle",
         description="Serve an ASGI application over HTTP/1.1.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -171,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="offer permessage-deflate compression",
     )
+    add_production_arguments(p)
     return p
 
 
@@ -210,15 +220,26 @@ def config_from_args(args: argparse.Namespace) -> Config:
         ws_ping_interval=args.ws_ping_interval,
         ws_ping_timeout=args.ws_ping_timeout,
         ws_per_message_deflate=args.ws_per_message_deflate,
+        **production_options(args),
     )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        apply_file_and_env(parser, argv)  # the config file, --env-file and TREADLE_* under the flags
+    except (ConfigFileError, EnvFileError) as exc:
+        parser.error(str(exc))
+    args = parser.parse_args(argv)
     if args.selector is not None:
         from server._loop import available_selectors
 
         choices = available_selectors()
         if args.selector not in choices:
             build_parser().error(f"--selector must be one of {', '.join(choices)}")
-    sys.exit(Server(config_from_args(args)).run())
+    try:
+        config = config_from_args(args)
+        sys.exit(serve(config))
+    except ValueError as exc:
+        parser.error(str(exc))

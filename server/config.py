@@ -70,8 +70,8 @@ class Config:
         limit_max_requests: int | None = None,
         reload: bool = False,
         reload_dirs: Sequence[str] = (),
-        reload_includes: Sequence[str] = ("*.py",),
-        reload_excludes: Sequence[str] = (".*", "*.py[cod]", "*~"),
+        reload_includes: Sequence[str] = (),  # added to server.reload's defaults
+        reload_excludes: Sequence[str] = (),
         env_file: str | None = None,
         # Observability (server/observe.py), all off by default. The stats endpoint has its own
         # port so it never mixes with the app's routes; trace_reactor is a file, or "-" for stderr.

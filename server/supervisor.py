@@ -1,0 +1,311 @@
+"""The supervisor: binds the listening socket once and keeps N worker processes serving it.
+
+Used for ``--workers N``, ``--limit-max-requests`` and ``--reload``. Each worker is a
+fork of the supervisor running an ordinary ``Server`` on the inherited socket; the kernel
+spreads new connections over the workers that are accepting. Because the supervisor holds
+the socket open for its whole life, a connection that arrives while workers come and go
+waits in the listen backlog instead of being refused.
+
+Signals (to the supervisor):
+
+- SIGTERM / SIGINT: graceful shutdown. Workers get SIGTERM (their own graceful shutdown),
+  and are killed if still running ``--timeout-graceful-shutdown`` (plus a margin) later.
+  A second signal kills them at once.
+- SIGHUP: graceful reload. A new generation of workers is started (re-importing the app);
+  only once every one of them reports ready are the old ones told to stop, so there is no
+  moment without a worker accepting. If a new worker fails to start, the old ones stay.
+
+Workers report ready by writing a byte to a pipe once listening. A worker that exits
+unasked is replaced (one that exits after ``--limit-max-requests`` is retiring on purpose);
+one that exits before it was ever ready means the app cannot start, so the supervisor gives
+up with that exit status instead of forking failures in a loop — except with ``--reload``,
+where the next file change will try again.
+
+Workers ignore SIGINT and SIGHUP: a Ctrl+C in the terminal reaches the whole process group,
+and only the supervisor should act on it.
+
+Discussion: the loop is single-threaded and sleeps in ``select`` on the ready pipes and a
+signal wake-up pipe (``signal.set_wakeup_fd``), so signals act immediately and no thread
+exists when the supervisor forks.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+from server.config import Config
+from server.logging import configure_logging, error_logger
+from server.main import EXIT_LOAD_ERROR, Server
+from server.reload import make_watcher
+from server.sockets import bind_sockets, remove_unix_socket
+from server.tls import TLSConfigError
+
+KILL_MARGIN = 5.0  # seconds past the graceful timeout before a stopping worker is killed
+TICK = 0.5  # longest sleep: how often deadlines and the file watcher are checked
+
+
+def serve(config: Config) -> int:
+    """Serve ``config`` in this process, or under a supervisor when it asks for processes
+    (``--workers``, ``--reload``, ``--limit-max-requests``); returns the exit code."""
+    if config.reload and not isinstance(config.app, str):
+        raise ValueError("reload needs the app as an import string ('module:attribute')")
+    if config.reload or config.workers > 1 or config.limit_max_requests:
+        return Supervisor(config).run()
+    return Server(config).run()
+
+
+class Worker:
+    __slots__ = ("pid", "ready_fd", "ready", "generation", "kill_at")
+
+    def __init__(self, pid: int, ready_fd: int, generation: int) -> None:
+        self.pid = pid
+        self.ready_fd = ready_fd
+        self.ready = False
+        self.generation = generation
+        self.kill_at: float | None = None  # set once told to stop
+
+
+class Supervisor:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.watcher: Any = None  # with --reload: server.reload's watcher; a change reloads
+        self.sockets: list[Any] = []
+        self.workers: dict[int, Worker] = {}
+        self.current = 0  # the generation that serves
+        self.incoming: int | None = None  # the generation being started by a reload
+        self.stopping = False
+        self.exit_code = 0
+        self._signals: list[int] = []
+        self._wake_r = self._wake_w = -1
+
+    # -- the supervisor process --------------------------------------------------------------
+
+    def run(self) -> int:
+        """Bind, start the workers, supervise until told to stop; returns the exit code."""
+        config = self.config
+        configure_logging(config.log_level, config.log_config, config.access_log)
+        try:
+            config.ssl_context()  # a bad certificate is reported once, here, not by each worker
+            self.sockets = bind_sockets(config)
+        except (OSError, TLSConfigError) as exc:
+            error_logger.error("%s", exc)
+            return EXIT_LOAD_ERROR
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        previous_wakeup = signal.set_wakeup_fd(self._wake_w)
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in handled}
+        try:
+            error_logger.info("Started supervisor process [%d]", os.getpid())
+            if config.reload:
+                self.watcher = make_watcher(config.reload_dirs, config.reload_includes, config.reload_excludes)
+            self._start_generation(self.current)
+            while self.workers or not self.stopping:
+                self._wait()
+                self._handle_signals()
+                self._reap()
+                self._enforce_deadlines()
+                self._check_reload()
+                self._watch()
+            error_logger.info("Stopping supervisor process [%d]", os.getpid())
+            return self.exit_code
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            signal.set_wakeup_fd(previous_wakeup)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            for sock in self.sockets:
+                sock.close()
+            if config.fd is None:
+                remove_unix_socket(config.uds)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signals.append(signum)
+
+    def _wait(self) -> None:
+        timeout = TICK
+        deadlines = [w.kill_at for w in self.workers.values() if w.kill_at is not None]
+        if deadlines:
+            timeout = max(0.0, min(timeout, min(deadlines) - time.monotonic()))
+        pending = [w.ready_fd for w in self.workers.values() if not w.ready]
+        readable, _, _ = select.select([self._wake_r, *pending], [], [], timeout)
+        for fd in readable:
+            if fd == self._wake_r:
+                while _read(fd):
+                    pass  # the handlers already queued the signals; just empty the pipe
+        for worker in self.workers.values():
+            if worker.ready_fd in readable and _read(worker.ready_fd):
+                worker.ready = True
+                error_logger.info("Worker [%d] ready", worker.pid)
+
+    def _handle_signals(self) -> None:
+        signals, self._signals = self._signals, []
+        for signum in signals:
+            if signum in (signal.SIGINT, signal.SIGTERM):
+                self._stop(signal.Signals(signum).name)
+            elif signum == signal.SIGHUP and not self.stopping:
+                error_logger.info("Received SIGHUP; reloading workers gracefully.")
+                self._start_reload()
+
+    def _stop(self, reason: str) -> None:
+        if self.stopping:
+            error_logger.info("Received %s again; killing workers.", reason)
+            for worker in self.workers.values():
+                _kill(worker.pid, signal.SIGKILL)
+            return
+        self.stopping = True
+        error_logger.info("Received %s; stopping workers gracefully.", reason)
+        for worker in self.workers.values():
+            self._tell_to_stop(worker)
+
+    def _start_reload(self) -> None:
+        if self.incoming is not None:
+            error_logger.info("A reload is already in progress.")
+            return
+        self.incoming = self.current + 1
+        self._start_generation(self.incoming)
+
+    def _check_reload(self) -> None:
+        """Once every new worker is ready, retire the old generation."""
+        incoming = self.incoming
+        if incoming is None:
+            return
+        new = [w for w in self.workers.values() if w.generation == incoming]
+        if len(new) == self.config.workers and all(w.ready for w in new):
+            for worker in self.workers.values():
+                if worker.generation != incoming and worker.kill_at is None:
+                    self._tell_to_stop(worker)
+            self.current, self.incoming = incoming, None
+            error_logger.info("Reload complete: %d new worker(s) serving.", len(new))
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is not None:
+                os.close(worker.ready_fd)
+                self._exited(worker, _describe_status(status), os.waitstatus_to_exitcode(status))
+
+    def _exited(self, worker: Worker, how: str, code: int) -> None:
+        if self.stopping or worker.kill_at is not None:
+            error_logger.info("Worker [%d] stopped (%s)", worker.pid, how)
+        elif not worker.ready:
+            error_logger.error("Worker [%d] failed to start (%s)", worker.pid, how)
+            if worker.generation == self.incoming:
+                error_logger.error("Reload abandoned: the old workers keep serving.")
+                self._abandon_reload()
+            elif self.watcher is None:
+                self.exit_code = code if code > 0 else EXIT_LOAD_ERROR
+                self._stop("a worker start-up failure")
+            else:
+                error_logger.info("Waiting for file changes before trying again.")
+        elif worker.generation == self.incoming:
+            error_logger.error("New worker [%d] died (%s); reload abandoned.", worker.pid, how)
+            self._abandon_reload()
+        else:
+            log = error_logger.info if code == 0 else error_logger.warning
+            log("Worker [%d] exited (%s); starting a new one.", worker.pid, how)
+            self._spawn(worker.generation)
+
+    def _abandon_reload(self) -> None:
+        for worker in self.workers.values():
+            if worker.generation == self.incoming:
+                self._tell_to_stop(worker)
+        self.incoming = None
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for worker in self.workers.values():
+            if worker.kill_at is not None and now >= worker.kill_at:
+                error_logger.warning("Worker [%d] did not stop in time; killing it.", worker.pid)
+                _kill(worker.pid, signal.SIGKILL)
+                worker.kill_at = now + TICK * 10  # keep waiting for it, without spinning
+
+    def _watch(self) -> None:
+        if self.watcher is None or self.stopping:
+            return
+        changed = self.watcher.changes()
+        if changed:
+            shown = ", ".join(sorted(changed)[:3]) + (" ..." if len(changed) > 3 else "")
+            error_logger.info("Detected changes in %s; reloading.", shown)
+            if self.incoming is not None:
+                self._abandon_reload()  # a reload of now-stale files is not worth finishing
+            self._start_reload()
+
+    def _tell_to_stop(self, worker: Worker) -> None:
+        worker.kill_at = time.monotonic() + self.config.timeout_graceful_shutdown + KILL_MARGIN
+        _kill(worker.pid, signal.SIGTERM)
+
+    def _start_generation(self, generation: int) -> None:
+        for _ in range(self.config.workers):
+            self._spawn(generation)
+
+    def _spawn(self, generation: int) -> None:
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(ready_r)
+
+            def ready() -> None:
+                os.write(ready_w, b"1")
+
+            self._run_worker(ready)
+        os.close(ready_w)
+        self.workers[pid] = Worker(pid, ready_r, generation)
+        error_logger.info("Started worker [%d]", pid)
+
+    # -- a worker process, right after fork ----------------------------------------------------
+
+    def _run_worker(self, ready: Callable[[], None]) -> None:
+        """Serve on the inherited sockets; never returns (``os._exit``)."""
+        code = 1
+        try:
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_IGN)
+            for sig in (signal.SIGTERM, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            for other in self.workers.values():
+                os.close(other.ready_fd)
+            code = Server(self.config, self.sockets).run(ready=ready)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 512)
+    except BlockingIOError:
+        return b""
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass  # already gone; the next reap collects it
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.WEXITSTATUS(status)}"
