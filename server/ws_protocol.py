@@ -46,6 +46,7 @@ from server.target import split_target
 
 MAX_QUEUED_MESSAGES = 16  # unreceived by the app before we stop reading (websockets' max_queue)
 MAX_QUEUED_BYTES = 1024 * 1024
+INFLATE_SLICE = 4 * 1024  # compressed bytes handed to wsproto at once (see data_received)
 MAX_EARLY_BYTES = 64 * 1024  # frames a client sends before our 101 are held until the app accepts
 CLOSE_TIMEOUT = 5.0  # for the peer to answer our close frame before we drop the connection
 
@@ -150,7 +151,7 @@ class WSProtocol(asyncio.Protocol):
         cycle = WebSocketCycle(scope, self, self.loop)
         self.cycle = cycle
         state.active_requests += 1
-        state.total_requests += 1
+        state.count_request()
         task = self.loop.create_task(cycle.run(self.app))
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)
@@ -165,6 +166,19 @@ class WSProtocol(asyncio.Protocol):
             if len(self._early) > MAX_EARLY_BYTES:
                 self._pause_reading()
             return
+        self.state.stats.bytes_in += len(data)
+        if len(data) > INFLATE_SLICE and self.config.ws_per_message_deflate:
+            # wsproto inflates each chunk it is given in one go, and deflate expands up to
+            # ~1000x: in 4 KiB slices a bomb inflates a few MB at most before the size check.
+            view = memoryview(data)
+            for start in range(0, len(data), INFLATE_SLICE):
+                if self._closed or self.conn.state is not _OPEN:
+                    return
+                self._feed(view[start : start + INFLATE_SLICE])
+        else:
+            self._feed(data)
+
+    def _feed(self, data: Any) -> None:
         try:
             self.conn.receive_data(data)
         except LocalProtocolError:
@@ -201,8 +215,9 @@ class WSProtocol(asyncio.Protocol):
             if kind is TextMessage or kind is BytesMessage:
                 self._on_message(event)
             elif kind is Ping:
-                if self.conn.state is _OPEN:
-                    self.transport.write(self.conn.send(event.response()))
+                # A peer that does not read gets no pongs: they would only pile up here.
+                if self.conn.state is _OPEN and not self._write_paused:
+                    self._write(self.conn.send(event.response()))
             elif kind is Pong:
                 if self._timer_kind == _PONG_DUE and event.payload == self._ping_payload:
                     self._set_timer(_PING_DUE, self.config.ws_ping_interval)
@@ -241,12 +256,12 @@ class WSProtocol(asyncio.Protocol):
     def _on_close(self, event: CloseConnection) -> None:
         conn_state = self.conn.state
         if conn_state is ConnectionState.REMOTE_CLOSING:
-            self.transport.write(self.conn.send(event.response()))  # the peer closes: answer in kind
+            self._write(self.conn.send(event.response()))  # the peer closes: answer in kind
         elif conn_state is _OPEN:
             # wsproto reports a frame it cannot parse as a close event with the code to use
             # (1002 protocol error, 1007 invalid UTF-8) without sending it: send it ourselves.
             error_logger.debug("WebSocket protocol error from %s: %s", self.client, event.reason)
-            self.transport.write(self.conn.send(event))
+            self._write(self.conn.send(event))
         # else CLOSED: the peer answered our close frame.
         assert self.cycle is not None
         self.cycle.disconnect(int(event.code), event.reason or "")
@@ -259,7 +274,7 @@ class WSProtocol(asyncio.Protocol):
         event = AcceptConnection(
             subprotocol=subprotocol, extensions=extensions, extra_headers=self._with_default_headers(headers)
         )
-        self.transport.write(self._render(event))
+        self._write(self._render(event))
         self._accepted = True
         self._log_access(101)
         if self.config.ws_ping_interval:
@@ -276,7 +291,7 @@ class WSProtocol(asyncio.Protocol):
             cycle.disconnect(CLOSE_ABNORMAL)  # a dead or closing connection; the cycle raises
             return None
         message = TextMessage(data=data) if type(data) is str else BytesMessage(data=data)
-        self.transport.write(self.conn.send(message))
+        self._write(self.conn.send(message))
         return self._drain()
 
     def close(self, cycle: WebSocketCycle, code: int, reason: str) -> None:
@@ -284,14 +299,14 @@ class WSProtocol(asyncio.Protocol):
 
     def deny(self, cycle: WebSocketCycle, status: int, headers: list[Any]) -> None:
         event = RejectConnection(status_code=status, headers=self._with_default_headers(headers), has_body=True)
-        self.transport.write(self._render(event))
+        self._write(self._render(event))
         self._log_access(status)
 
     def send_denial_body(self, cycle: WebSocketCycle, body: bytes, more_body: bool) -> Awaitable[None] | None:
         if self._closed:
             cycle.disconnect(CLOSE_ABNORMAL)
             return None
-        self.transport.write(self._render(RejectData(data=body, body_finished=not more_body)))
+        self._write(self._render(RejectData(data=body, body_finished=not more_body)))
         if not more_body:
             self._close()
             return None
@@ -321,7 +336,7 @@ class WSProtocol(asyncio.Protocol):
         """Send a close frame and give the peer CLOSE_TIMEOUT to answer it."""
         if self._closed or self.conn.state is not _OPEN:
             return
-        self.transport.write(self.conn.send(CloseConnection(code=code, reason=reason)))
+        self._write(self.conn.send(CloseConnection(code=code, reason=reason)))
         self._set_timer(_CLOSE_DUE, CLOSE_TIMEOUT)
 
     def _server_close(self, code: int, reason: str) -> None:
@@ -363,7 +378,7 @@ class WSProtocol(asyncio.Protocol):
             (b"connection", b"close"),
         ]
         event = RejectConnection(status_code=status, headers=self._with_default_headers(headers), has_body=True)
-        self.transport.write(self.conn.send(event) + self.conn.send(RejectData(data=body)))
+        self._write(self.conn.send(event) + self.conn.send(RejectData(data=body)))
         self._log_access(status)
         self._close()
 
@@ -389,6 +404,10 @@ class WSProtocol(asyncio.Protocol):
         )
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        self.state.stats.bytes_out += len(data)
+        self.transport.write(data)
 
     def _drain(self) -> Awaitable[None] | None:
         if not self._write_paused or self._closed:
@@ -440,7 +459,7 @@ class WSProtocol(asyncio.Protocol):
             self._set_timer(kind, config.ws_ping_interval if kind == _PING_DUE else config.ws_ping_timeout)
         elif kind == _PING_DUE:
             self._ping_payload = os.urandom(4)  # tells the answer to this ping from stale ones
-            self.transport.write(self.conn.send(Ping(payload=self._ping_payload)))
+            self._write(self.conn.send(Ping(payload=self._ping_payload)))
             if config.ws_ping_timeout:
                 self._set_timer(_PONG_DUE, config.ws_ping_timeout)
             else:

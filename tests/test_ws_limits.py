@@ -7,6 +7,7 @@ import asyncio
 import os
 import threading
 import time
+import tracemalloc
 
 import pytest
 from conftest import wait_until
@@ -81,6 +82,23 @@ def test_max_size_counts_decompressed_bytes(serve):
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(timeout=5)
     assert info.value.rcvd.code == 1009
+
+
+def test_compression_bomb_is_stopped_before_it_inflates(serve):
+    srv = serve(echo_app, ws_max_size=1024 * 1024)
+    bomb = b"\0" * (64 * 1024 * 1024)  # deflates to ~64 KB
+    with connect(ws_url(srv), max_size=None) as ws:
+        tracemalloc.start()  # traces the reactor thread too
+        try:
+            tracemalloc.reset_peak()
+            ws.send(bomb)
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=10)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert info.value.rcvd.code == 1009
+    assert peak < 24 * 1024 * 1024  # the limit plus one slice's worth of inflation, not 64 MiB
 
 
 # -- keepalive ----------------------------------------------------------------------------------
