@@ -172,7 +172,7 @@ class WSProtocol(asyncio.Protocol):
             # ~1000x: in 4 KiB slices a bomb inflates a few MB at most before the size check.
             view = memoryview(data)
             for start in range(0, len(data), INFLATE_SLICE):
-                if self._closed or self.conn.state is not _OPEN:
+                if self._closed:
                     return
                 self._feed(view[start : start + INFLATE_SLICE])
         else:
