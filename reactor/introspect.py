@@ -166,10 +166,10 @@ class PollTracer:
         record["events"] = [_describe_event(key, mask) for key, mask in ready]
         record["callbacks"] = []
 
-    def callback_ran(self, handle: Any, seconds: float) -> None:
+    def callback_ran(self, callback: Any, seconds: float) -> None:
         record = self._record
         if record is not None and "callbacks" in record:  # None before the first poll
-            record["callbacks"].append({"name": describe_callback(handle._callback), "ms": _ms(seconds)})
+            record["callbacks"].append({"name": describe_callback(callback), "ms": _ms(seconds)})
 
     def flush(self) -> None:
         """Write the poll in progress now (on shutdown, or before reading a trace mid-run)."""
@@ -215,11 +215,12 @@ class _TimedHandle:
         return self._handle._cancelled
 
     def _run(self) -> None:
+        callback = self._handle._callback  # taken first: cancelling a handle, even while it runs, clears it
         started = _clock()
         try:
             self._handle._run()
         finally:
-            self._tracer.callback_ran(self._handle, _clock() - started)
+            self._tracer.callback_ran(callback, _clock() - started)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._handle, name)
