@@ -151,3 +151,17 @@ def test_a_failing_callback_is_still_timed_and_reported(loop):
     assert [type(e) for e in errors] == [ValueError]
     assert any(c["name"] == "test_a_failing_callback_is_still_timed_and_reported.<locals>.boom"
                for r in records for c in r["callbacks"])
+
+
+def test_a_callback_that_cancels_its_own_handle_keeps_its_name(loop):
+    records = []
+    tracer = enable_trace(loop, records.append)
+
+    def closes_itself():
+        handle.cancel()  # as a transport does when a read finds the peer gone
+
+    handle = loop.call_soon(closes_itself)
+    loop.run_until_complete(asyncio.sleep(0))
+    tracer.flush()
+    names = [c["name"] for r in records for c in r["callbacks"]]
+    assert any(name.endswith("closes_itself") for name in names), names
