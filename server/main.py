@@ -216,6 +216,8 @@ class Server:
                 return
 
         runner = apps.runner(loop, state)
+        if apps.pool is not None:
+            self.observer.pool_statistics = apps.pool.statistics  # the stats endpoint shows the WSGI pool
 
         def protocol_factory() -> H11Protocol:
             return H11Protocol(config, state, runner, loop)
