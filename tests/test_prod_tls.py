@@ -1,0 +1,172 @@
+"""TLS: HTTPS with a trustme CA, ALPN, client certificates, failed and slow handshakes,
+and clear errors for unusable certificates."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import ssl
+import time
+
+import httpx
+import pytest
+import trustme
+from conftest import wait_until
+from prod_apps import info
+from prod_support import Proc
+
+from server.tls import TLSConfigError, create_ssl_context
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def certs(ca, tmp_path_factory):
+    """Server certificate and key files for 127.0.0.1, the CA file, and a client certificate."""
+    directory = tmp_path_factory.mktemp("certs")
+    server_cert = ca.issue_cert("127.0.0.1", "localhost")
+    paths = {
+        "cert": directory / "server.pem",
+        "key": directory / "server.key",
+        "ca": directory / "ca.pem",
+        "client": directory / "client.pem",
+    }
+    server_cert.cert_chain_pems[0].write_to_path(paths["cert"])
+    for pem in server_cert.cert_chain_pems[1:]:
+        pem.write_to_path(paths["cert"], append=True)
+    server_cert.private_key_pem.write_to_path(paths["key"])
+    ca.cert_pem.write_to_path(paths["ca"])
+    ca.issue_cert("client@example.com").private_key_and_cert_chain_pem.write_to_path(paths["client"])
+    return {name: str(path) for name, path in paths.items()}
+
+
+def tls_options(certs, **extra):
+    return dict(ssl_certfile=certs["cert"], ssl_keyfile=certs["key"], **extra)
+
+
+def client_context(certs, client_cert: bool = False) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=certs["ca"])
+    if client_cert:
+        context.load_cert_chain(certs["client"])
+    return context
+
+
+def test_https_scope_scheme_and_alpn(serve, certs):
+    running = serve(info, **tls_options(certs))
+    context = client_context(certs)
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    response = httpx.get(f"https://127.0.0.1:{running.port}/x", verify=context, timeout=5)
+    assert response.status_code == 200
+    assert json.loads(response.text)["scheme"] == "https"
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.selected_alpn_protocol() == "http/1.1"
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_tls_1_1_is_refused(serve, certs):
+    running = serve(info, **tls_options(certs))
+    context = client_context(certs)
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.maximum_version = ssl.TLSVersion.TLSv1_1
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as raw:
+        with pytest.raises(ssl.SSLError):
+            context.wrap_socket(raw, server_hostname="127.0.0.1")
+    assert httpx.get(f"https://127.0.0.1:{running.port}/", verify=client_context(certs)).status_code == 200
+
+
+def test_client_certificate_required(serve, certs, caplog):
+    caplog.set_level(logging.DEBUG, logger="treadle.error")
+    running = serve(info, **tls_options(certs, ssl_ca_certs=certs["ca"], ssl_cert_reqs=ssl.CERT_REQUIRED))
+    url = f"https://127.0.0.1:{running.port}/"
+    assert httpx.get(url, verify=client_context(certs, client_cert=True), timeout=5).status_code == 200
+    with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
+        # TLS 1.3 reports the missing certificate after the handshake, on the first read.
+        httpx.get(url, verify=client_context(certs), timeout=5)
+    wait_until(lambda: "TLS handshake with 127.0.0.1:" in caplog.text)
+    # Another client is not disturbed by the failure.
+    assert httpx.get(url, verify=client_context(certs, client_cert=True), timeout=5).status_code == 200
+
+
+def test_plain_http_to_the_tls_port_is_logged_and_dropped(serve, certs, caplog):
+    caplog.set_level(logging.DEBUG, logger="treadle.error")
+    running = serve(info, **tls_options(certs))
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw.settimeout(5)
+        try:
+            data = raw.recv(1024)
+        except ConnectionResetError:
+            data = b""
+        assert b"HTTP/1.1 200" not in data
+    line = wait_until(lambda: [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()])
+    assert len(line) == 1 and "\n" not in line[0]
+
+
+def test_handshake_timeout_closes_a_silent_connection(serve, certs, caplog):
+    caplog.set_level(logging.DEBUG, logger="treadle.error")
+    running = serve(info, **tls_options(certs, ssl_handshake_timeout=0.3))
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as raw:
+        started = time.monotonic()
+        assert raw.recv(1024) == b""  # closed by the server without a byte from us
+        assert time.monotonic() - started < 3.0
+    wait_until(lambda: "taking longer than 0.3 seconds" in caplog.text)
+
+
+def test_create_ssl_context_errors_are_one_line(tmp_path, certs):
+    with pytest.raises(TLSConfigError, match="Cannot load TLS certificate and key") as info_:
+        create_ssl_context(str(tmp_path / "missing.pem"))
+    assert "\n" not in str(info_.value)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(TLSConfigError, match="Cannot load TLS certificate"):
+        create_ssl_context(str(garbage), certs["key"])
+    with pytest.raises(TLSConfigError, match="Invalid TLS cipher string"):
+        create_ssl_context(certs["cert"], certs["key"], ciphers="NO-SUCH-CIPHER")
+    context = create_ssl_context(certs["cert"], certs["key"])
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_encrypted_key_needs_its_password(tmp_path, ca):
+    from cryptography.hazmat.primitives import serialization
+
+    cert = ca.issue_cert("127.0.0.1")
+    key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), password=None)
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"sesame"),
+    )
+    (tmp_path / "key.pem").write_bytes(encrypted)
+    cert.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
+    create_ssl_context(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"), password="sesame")
+    with pytest.raises(TLSConfigError):
+        create_ssl_context(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"), password="wrong")
+
+
+def test_bad_certificate_is_one_line_and_exit_1(tmp_path):
+    proc = Proc.treadle("prod_apps:info", "--port", "0", "--ssl-certfile", str(tmp_path / "nope.pem"))
+    try:
+        assert proc.finish() == 1
+        errors = [line for line in proc.seen if "ERROR" in line]
+        assert len(errors) == 1 and "Cannot load TLS certificate" in errors[0], proc.output()
+    finally:
+        proc.kill_group()
+
+
+def test_cli_serves_https(certs):
+    proc = Proc.treadle(
+        "prod_apps:info", "--port", "0", "--ssl-certfile", certs["cert"], "--ssl-keyfile", certs["key"]
+    )
+    try:
+        port = int(proc.wait_for(r"running on https://127\.0\.0\.1:(\d+)").group(1))
+        response = httpx.get(f"https://127.0.0.1:{port}/", verify=client_context(certs), timeout=5)
+        assert json.loads(response.text)["scheme"] == "https"
+    finally:
+        proc.kill_group()
