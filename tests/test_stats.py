@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import urllib.error
 import urllib.request
 
@@ -210,3 +211,36 @@ def test_trace_reactor_file_shows_a_read_on_the_connection(serve, tmp_path):
              in r["events"]]
     assert reads
     assert any(c["name"] == "SocketTransport._read_ready" for c in reads[0]["callbacks"])
+
+
+def test_stats_show_the_wsgi_pool_busy_and_queued(serve):
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    def blocking_wsgi(environ, start_response):
+        entered.release()
+        release.wait(10)
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    srv = serve(blocking_wsgi, threads=2, stats_port=0)
+    host, port = srv.server.observer.endpoint.address
+    clients = [srv.connect() for _ in range(3)]
+    try:
+        for c in clients:
+            c.send(request())
+        for _ in range(2):
+            assert entered.acquire(timeout=5)
+
+        def pool() -> dict:
+            return json.loads(get(f"http://{host}:{port}/stats")[2])["threadpool"]
+
+        wait_until(lambda: pool()["waiting"] == 1)
+        assert pool() == {"threads": 2, "busy": 2, "waiting": 1}
+        assert "treadle_threadpool_queued 1" in get(f"http://{host}:{port}/metrics")[2]
+        release.set()
+        assert [c.read_response().status for c in clients] == [200, 200, 200]
+    finally:
+        release.set()
+        for c in clients:
+            c.close()
