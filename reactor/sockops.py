@@ -33,39 +33,39 @@ class SocketOps:
         fd = sock.fileno()
         waiter = self.create_future()
         if writable:
-            self._add_writer(fd, _wake_waiter, waiter)
-            waiter.add_done_callback(_Unwatch(self, fd, True).done)
+            handle = self._add_writer(fd, _wake_waiter, waiter)
         else:
-            self._add_reader(fd, _wake_waiter, waiter)
-            waiter.add_done_callback(_Unwatch(self, fd, False).done)
+            handle = self._add_reader(fd, _wake_waiter, waiter)
+        waiter.add_done_callback(_Unwatch(self, fd, writable, handle).done)
         return waiter
 
-    async def _retry_until_ready(self, sock, writable: bool, call, *args):
+    async def _retry_until_ready(self, sock, writable: bool, method: str, *args):
+        # The method is looked up on every attempt, as a plain `sock.recv(n)` loop would.
         while True:
             try:
-                return call(*args)
+                return getattr(sock, method)(*args)
             except (BlockingIOError, InterruptedError):
                 await self._wait_fd(sock, writable)
 
     async def sock_recv(self, sock, n: int) -> bytes:
         _check_socket(self, sock)
-        return await self._retry_until_ready(sock, False, sock.recv, n)
+        return await self._retry_until_ready(sock, False, "recv", n)
 
     async def sock_recv_into(self, sock, buf) -> int:
         _check_socket(self, sock)
-        return await self._retry_until_ready(sock, False, sock.recv_into, buf)
+        return await self._retry_until_ready(sock, False, "recv_into", buf)
 
     async def sock_recvfrom(self, sock, bufsize: int):
         _check_socket(self, sock)
-        return await self._retry_until_ready(sock, False, sock.recvfrom, bufsize)
+        return await self._retry_until_ready(sock, False, "recvfrom", bufsize)
 
     async def sock_recvfrom_into(self, sock, buf, nbytes: int = 0):
         _check_socket(self, sock)
-        return await self._retry_until_ready(sock, False, sock.recvfrom_into, buf, nbytes or len(buf))
+        return await self._retry_until_ready(sock, False, "recvfrom_into", buf, nbytes or len(buf))
 
     async def sock_sendto(self, sock, data, address) -> int:
         _check_socket(self, sock)
-        return await self._retry_until_ready(sock, True, sock.sendto, data, address)
+        return await self._retry_until_ready(sock, True, "sendto", data, address)
 
     async def sock_sendall(self, sock, data) -> None:
         _check_socket(self, sock)
@@ -80,7 +80,7 @@ class SocketOps:
 
     async def sock_accept(self, sock):
         _check_socket(self, sock)
-        conn, address = await self._retry_until_ready(sock, False, sock.accept)
+        conn, address = await self._retry_until_ready(sock, False, "accept")
         conn.setblocking(False)
         return conn, address
 
@@ -188,16 +188,23 @@ def _wake_waiter(waiter: asyncio.Future) -> None:
 
 
 class _Unwatch:
-    """Stop watching a socket once its waiter settles, however it settles (cancel included)."""
+    """Stop watching a socket once its waiter settles, however it settles (cancel included).
 
-    __slots__ = ("loop", "fd", "writable")
+    Only if the watch is still the waiter's own: a cancelled sock_recv whose callback runs after
+    a newer sock_recv on the same socket registered its reader must not remove that reader.
+    """
 
-    def __init__(self, loop, fd: int, writable: bool) -> None:
+    __slots__ = ("loop", "fd", "writable", "handle")
+
+    def __init__(self, loop, fd: int, writable: bool, handle) -> None:
         self.loop = loop
         self.fd = fd
         self.writable = writable
+        self.handle = handle
 
     def done(self, _waiter) -> None:
+        if self.handle.cancelled():
+            return  # replaced by a newer watch on the same fd, or already removed
         if self.writable:
             self.loop._remove_writer(self.fd)
         else:
