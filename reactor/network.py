@@ -18,8 +18,9 @@ import stat
 import sys
 from asyncio import sslproto
 
+from .sendfile import sendfile_by_writes, sendfile_native
 from .server import Server
-from .sockops import _SENDFILE_FALLBACK_CHUNK, _check_sendfile_args
+from .sockops import _check_sendfile_args
 from .transports import SocketTransport
 
 _HAS_IPV6 = socket.has_ipv6
@@ -54,8 +55,8 @@ def _check_ssl_args(ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_ti
 
 
 def _ssl_protocol(loop, app_protocol, sslcontext, waiter, server_side, server_hostname,
-                  handshake_timeout, shutdown_timeout):
-    kwargs = {"ssl_handshake_timeout": handshake_timeout, "call_connection_made": True}
+                  handshake_timeout, shutdown_timeout, call_connection_made=True):
+    kwargs = {"ssl_handshake_timeout": handshake_timeout, "call_connection_made": call_connection_made}
     if sys.version_info >= (3, 11):
         kwargs["ssl_shutdown_timeout"] = shutdown_timeout
     elif shutdown_timeout is not None:
@@ -166,6 +167,8 @@ class Networking:
                             exc.errno, f"error while attempting to bind on address {laddr!r}: "
                             f"{exc.strerror.lower()}"))
                 else:
+                    if exceptions:
+                        raise exceptions.pop()  # the bind error, errno included (EADDRINUSE...)
                     raise OSError(f"no matching local address with family={family} found")
             await self.sock_connect(sock, address)
             return sock
@@ -398,12 +401,14 @@ class Networking:
 
         if not isinstance(sslcontext, ssl_module.SSLContext):
             raise TypeError(f"sslcontext is expected to be an instance of ssl.SSLContext, got {sslcontext!r}")
-        if not isinstance(transport, SocketTransport):
+        # asyncio's marker for transports that can carry TLS: ours, and asyncio's TLS transport
+        # itself (TLS inside TLS, as a proxy tunnel does).
+        if not getattr(transport, "_start_tls_compatible", False):
             raise TypeError(f"transport {transport!r} is not supported by start_tls()")
         waiter = self.create_future()
+        # The app protocol is already connected: it must not see connection_made() twice.
         ssl_protocol = _ssl_protocol(self, protocol, sslcontext, waiter, server_side, server_hostname,
-                                     ssl_handshake_timeout, ssl_shutdown_timeout)
-        ssl_protocol._call_connection_made = False
+                                     ssl_handshake_timeout, ssl_shutdown_timeout, call_connection_made=False)
         # Swap protocols with reading paused so no byte reaches the wrong one.
         transport.pause_reading()
         transport.set_protocol(ssl_protocol)
@@ -419,50 +424,20 @@ class Networking:
         return ssl_protocol._app_transport
 
     async def sendfile(self, transport, file, offset=0, count=None, *, fallback=True) -> int:
-        """Send a file over a transport: os.sendfile on the raw socket once the buffer is flushed."""
+        """Send a file over a transport: os.sendfile on a plain socket, read + write otherwise."""
         if transport.is_closing():
             raise RuntimeError("Transport is closing")
         _check_sendfile_args(offset, count)
         if type(transport) is SocketTransport:
             try:
-                return await self._sendfile_over_transport(transport, file, offset, count)
+                return await sendfile_native(self, transport, file, offset, count)
             except asyncio.SendfileNotAvailableError:
                 if not fallback:
                     raise
         elif not fallback:
             raise RuntimeError(f"fallback is disabled and native sendfile is not supported for "
                                f"transport {transport!r}")
-        if not isinstance(transport, SocketTransport):
-            raise NotImplementedError(f"sendfile() over {type(transport).__name__} is not supported")
-        return await _sendfile_by_writes(self, transport, file, offset, count)
-
-    async def _sendfile_over_transport(self, transport: SocketTransport, file, offset, count) -> int:
-        # File bytes must follow what the transport already buffered, never overtake it.
-        await transport._wait_flushed()
-        return await self._sendfile_native(transport._sock, file, offset, count)
-
-
-async def _sendfile_by_writes(loop, transport, file, offset, count) -> int:
-    """Read the file in chunks and write them, honouring the transport's flow control."""
-    if offset:
-        file.seek(offset)
-    total = 0
-    try:
-        while count is None or total < count:
-            size = _SENDFILE_FALLBACK_CHUNK if count is None else min(_SENDFILE_FALLBACK_CHUNK, count - total)
-            data = await loop.run_in_executor(None, file.read, size)
-            if not data:
-                break
-            if transport.is_closing():
-                raise ConnectionError("Connection closed by peer")
-            transport.write(data)
-            total += len(data)
-            # One chunk in flight at a time keeps memory bounded by the chunk size.
-            await transport._wait_flushed()
-    finally:
-        if total:
-            file.seek(offset + total)
-    return total
+        return await sendfile_by_writes(self, transport, file, offset, count)
 
 
 def _interleave_families(infos, first_family_count: int):

@@ -35,6 +35,8 @@ def _set_nodelay(sock: socket.socket) -> None:
 class SocketTransport(asyncio.Transport):
     """A connected stream socket, driven by the reactor, speaking to one Protocol."""
 
+    _start_tls_compatible = True  # asyncio's marker: loop.start_tls() may wrap this transport
+
     def __init__(self, loop, sock: socket.socket, protocol, waiter=None, extra=None, server=None) -> None:
         super().__init__(extra)
         self._extra["socket"] = asyncio.trsock.TransportSocket(sock)
@@ -60,6 +62,7 @@ class SocketTransport(asyncio.Transport):
         self._eof_written = False
         self._conn_lost = 0
         self._protocol_paused = False
+        self._sendfile_in_progress = False  # set by loop.sendfile while os.sendfile owns the socket
         self._flush_waiters: list[asyncio.Future] = []
         self._high_water = DEFAULT_HIGH_WATER
         self._low_water = DEFAULT_HIGH_WATER // 4
@@ -188,6 +191,8 @@ class SocketTransport(asyncio.Transport):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self._eof_written:
             raise RuntimeError("Cannot call write() after write_eof()")
+        if self._sendfile_in_progress:
+            raise RuntimeError("unable to write; sendfile is in progress")
         if not data:
             return
         if self._conn_lost:
