@@ -251,7 +251,10 @@ class CoreLoop(asyncio.AbstractEventLoop):
     def call_later(self, delay, callback, *args, context=None) -> events.TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
-        return self.call_at(time.monotonic() + delay, callback, *args, context=context)
+        timer = self.call_at(time.monotonic() + delay, callback, *args, context=context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]  # this frame: the traceback should end at our caller
+        return timer
 
     def call_at(self, when, callback, *args, context=None) -> events.TimerHandle:
         if when is None:

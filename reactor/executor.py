@@ -55,6 +55,19 @@ class _Bridge:
             return
         exc = work.exception()
         if exc is not None:
-            result.set_exception(exc)
+            result.set_exception(_as_asyncio_error(exc))
         else:
             result.set_result(work.result())
+
+
+def _as_asyncio_error(exc: BaseException) -> BaseException:
+    """concurrent.futures' own CancelledError/InvalidStateError become asyncio's, as asyncio does.
+
+    Work that waited on a cancelled concurrent future (run_coroutine_threadsafe of a task that was
+    cancelled) must surface as asyncio.CancelledError, which `except CancelledError` catches.
+    """
+    if type(exc) is concurrent.futures.CancelledError:
+        return asyncio.CancelledError(*exc.args)
+    if type(exc) is concurrent.futures.InvalidStateError:
+        return asyncio.InvalidStateError(*exc.args)
+    return exc

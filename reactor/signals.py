@@ -29,8 +29,8 @@ class SignalHandling:
             raise NotImplementedError("signal handlers need signal.set_wakeup_fd")
         if self.__dict__.get("_signal_handlers") is None:
             self._signal_handlers = {}
-        if self._debug:
-            self._check_callback(callback, "add_signal_handler")
+        # Checked always, not only in debug mode: a coroutine handler would silently never run.
+        self._check_callback(callback, "add_signal_handler")
         self._check_closed()
         self._check_signal(sig)
         if threading.current_thread() is not threading.main_thread():
