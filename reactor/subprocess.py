@@ -27,7 +27,6 @@ import subprocess
 import warnings
 
 from .childwatch import ChildWatch, watch_child
-from .pipes import ReadPipeTransport, WritePipeTransport
 
 PIPE = subprocess.PIPE
 
@@ -88,7 +87,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._exit_waiters: list[asyncio.Future] = []
         # Protocol calls made before connection_made was delivered wait here (None after).
         self._pending: list | None = []
-        self._pipes: dict[int, _PipeEnd] = {}
+        # Set if connecting failed: the protocol is then never called again.
+        self._connect_failed = False
         # Popen runs in the loop's thread, as asyncio does: fork/exec (or vfork/posix_spawn) is
         # quick, and a failure (no such program) is raised straight to the caller.
         self._proc = subprocess.Popen(
@@ -97,28 +97,22 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._pid = self._proc.pid
         self._extra["subprocess"] = self._proc
         self._closed = self._finished = False
+        # One end per pipe from the start, so the transport cannot finish before they connect.
+        self._pipes: dict[int, _PipeEnd] = {
+            fd: _PipeEnd(self, fd) for fd, pipe in self._child_pipes() if pipe is not None}
         self._watch: ChildWatch | None = None
         try:
             # Watch first: a child that dies at once must still be reaped.
             self._watch = watch_child(loop, self._proc, self._process_exited)
-            self._adopt_pipes()
         except BaseException:
             self._abandon()
             raise
         loop._subprocess_transports().add(self)
-        # Queued after the pipe transports' own start-up, so their connection_made runs first.
-        loop.call_soon(self._connect, waiter)
+        loop.create_task(self._connect(waiter))
 
-    def _adopt_pipes(self) -> None:
+    def _child_pipes(self):
         proc = self._proc
-        for fd, pipe, transport_class in ((0, proc.stdin, WritePipeTransport),
-                                          (1, proc.stdout, ReadPipeTransport),
-                                          (2, proc.stderr, ReadPipeTransport)):
-            if pipe is None:
-                continue
-            end = _PipeEnd(self, fd)
-            end.pipe = transport_class(self._loop, pipe, end)
-            self._pipes[fd] = end
+        return ((0, proc.stdin), (1, proc.stdout), (2, proc.stderr))
 
     def __repr__(self) -> str:
         info = [type(self).__name__]
@@ -132,23 +126,43 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 info.append(f"{name}={end.pipe!r}")
         return "<{}>".format(" ".join(info))
 
-    def _connect(self, waiter: asyncio.Future) -> None:
+    async def _connect(self, waiter: asyncio.Future) -> None:
+        """Connect the pipes through the loop's public connect_*_pipe, then the protocol.
+
+        Going through the loop's own methods (as asyncio does) keeps pipes and subprocesses
+        one mechanism, and lets a subclass or a test wrap how pipes are connected.
+        """
+        loop = self._loop
         try:
+            for fd, pipe in self._child_pipes():
+                if pipe is None:
+                    continue
+                end = self._pipes[fd]
+                connect = loop.connect_write_pipe if fd == 0 else loop.connect_read_pipe
+                end.pipe, _ = await connect(lambda end=end: end, pipe)
+                if self._closed:
+                    end.pipe.close()  # close() ran while we were connecting
             self._protocol.connection_made(self)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             # subprocess_exec() raises it, after closing us (which kills the child).
+            self._connect_failed = True
+            self._pending = None
             if not waiter.done():
                 waiter.set_exception(exc)
-        else:
-            if not waiter.done():
-                waiter.set_result(None)
+            if self._returncode is not None:
+                self._wake_exit_waiters()
+            return
+        if not waiter.done():
+            waiter.set_result(None)
         pending, self._pending = self._pending, None
         for callback, args in pending:
-            self._loop.call_soon(callback, *args)
+            loop.call_soon(callback, *args)
 
     def _call(self, callback, *args) -> None:
+        if self._connect_failed:
+            return  # a protocol whose start failed hears nothing more
         if self._pending is not None:
             self._pending.append((callback, args))
         else:
@@ -169,7 +183,10 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._returncode = returncode
         if self._loop.get_debug():
             asyncio.log.logger.info("%r exited with return code %r", self, returncode)
-        self._call(self._deliver_exit)
+        if self._connect_failed:
+            self._wake_exit_waiters()  # subprocess_exec() is waiting to report the failure
+        else:
+            self._call(self._deliver_exit)
         self._try_finish()
 
     def _deliver_exit(self) -> None:
@@ -250,7 +267,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             return
         self._closed = True
         for end in self._pipes.values():
-            end.pipe.close()
+            if end.pipe is not None:  # else _connect closes it once connected
+                end.pipe.close()
         if self._returncode is None and self._watch is not None:
             if self._loop.get_debug():
                 asyncio.log.logger.warning("Close running child process: kill %r", self)
@@ -272,9 +290,10 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 self._watch.send_signal(signal.SIGKILL)
             self._watch.detach()
         for end in self._pipes.values():
-            end.pipe._release()
+            if end.pipe is not None:
+                end.pipe._release()
         if self._proc is not None:
-            # Pipes not adopted yet, when start-up failed half-way (closing twice is harmless).
+            # Pipes not connected yet, when start-up failed half-way (closing twice is harmless).
             for pipe in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
                 if pipe is not None:
                     pipe.close()
@@ -336,6 +355,10 @@ class Subprocesses:
             # Cancelled, or connection_made failed: the child must not outlive the call.
             transport.close()
             await transport._wait()
+            if transport._connect_failed:
+                # No connection_lost will come to tidy up: release what is left here.
+                transport._abandon()
+                self._subprocess_transports().discard(transport)
             raise
         return transport
 

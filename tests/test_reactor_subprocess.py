@@ -238,12 +238,15 @@ def test_send_signal_reaches_the_childs_handler(watcher):
 def test_signalling_after_exit(watcher):
     async def main():
         loop = asyncio.get_running_loop()
-        transport, proto = await loop.subprocess_exec(Recorder, "true", stdin=None, stderr=None)
-        # Holding stdout unread keeps the transport alive after the child is reaped.
-        transport.get_pipe_transport(1).pause_reading()
-        assert await asyncio.wait_for(transport._wait(), DEADLINE) == 0
-        transport.kill()  # exited and reaped: a no-op, never a signal to a recycled pid
-        transport.get_pipe_transport(1).resume_reading()
+        # A grandchild holding stdout keeps the transport alive after the child is reaped.
+        transport, proto = await loop.subprocess_exec(
+            Recorder, "sh", "-c", "sleep 30 & exit 0", stdin=None, stderr=None, start_new_session=True)
+        try:
+            assert await asyncio.wait_for(transport._wait(), DEADLINE) == 0
+            transport.kill()  # exited and reaped: a no-op, never a signal to a recycled pid
+            assert not proto.done.done()
+        finally:
+            os.killpg(transport.get_pid(), signal.SIGKILL)  # the grandchild: stdout reaches EOF
         await asyncio.wait_for(proto.done, DEADLINE)
         # Once connection_lost has been delivered, asyncio raises ProcessLookupError.
         with pytest.raises(ProcessLookupError):
