@@ -29,8 +29,13 @@ MAX_DATAGRAM = 256 * 1024
 _DATAGRAMS_PER_EVENT = 32
 
 
-class DatagramTransport(WriteFlowControl, asyncio.DatagramTransport):
-    """A datagram socket driven by the reactor, speaking to one DatagramProtocol."""
+class DatagramTransport(WriteFlowControl, asyncio.Transport, asyncio.DatagramTransport):
+    """A datagram socket driven by the reactor, speaking to one DatagramProtocol.
+
+    Also an `asyncio.Transport`, as asyncio's own datagram transport is (code and asyncio's
+    test suite check `isinstance(t, asyncio.Transport)`); of the stream methods it supports
+    pause_reading/resume_reading, and write() raises NotImplementedError (use sendto).
+    """
 
     _sock = None  # so __del__ works on a transport whose __init__ failed
 
@@ -53,6 +58,8 @@ class DatagramTransport(WriteFlowControl, asyncio.DatagramTransport):
         self._buffer: collections.deque[tuple[bytes, object]] = collections.deque()
         self._buffer_size = 0
         self._closing = False
+        self._reading = True
+        self._started = False  # connection_made delivered: reading may begin
         self._lost = False  # connection_lost scheduled: it is delivered exactly once
         self._writes_after_close = 0
         loop._transports[self._fd] = self
@@ -75,17 +82,35 @@ class DatagramTransport(WriteFlowControl, asyncio.DatagramTransport):
             self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
             return
         # Reading starts only once the protocol is connected.
-        if not self._closing:
+        self._started = True
+        if self.is_reading():
             self._loop._add_reader(self._fd, self._read_ready)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     # ------------------------------------------------------------------ receiving
 
+    def is_reading(self) -> bool:
+        return self._reading and not self._closing
+
+    def pause_reading(self) -> None:
+        """Stop receiving; datagrams queue in the kernel (and are dropped once its buffer is full)."""
+        if not self.is_reading():
+            return
+        self._reading = False
+        self._loop._remove_reader(self._fd)
+
+    def resume_reading(self) -> None:
+        if self._closing or self._reading:
+            return
+        self._reading = True
+        if self._started:
+            self._loop._add_reader(self._fd, self._read_ready)
+
     def _read_ready(self) -> None:
         for _ in range(_DATAGRAMS_PER_EVENT):
-            if self._closing:
-                return
+            if not self.is_reading():
+                return  # the protocol paused or closed us from datagram_received
             try:
                 data, addr = self._sock.recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):

@@ -286,6 +286,30 @@ def test_close_sends_what_is_queued_abort_drops_it():
     assert 0 < len(delivered_before_abort) < count
 
 
+def test_pause_and_resume_reading():
+    async def main():
+        loop = asyncio.get_running_loop()
+        paused, proto = await loop.create_datagram_endpoint(Endpoint, local_addr=LOCALHOST)
+        sentinel, sentinel_proto = await loop.create_datagram_endpoint(Endpoint, local_addr=LOCALHOST)
+        sender, _ = await loop.create_datagram_endpoint(Endpoint, local_addr=LOCALHOST)
+        assert isinstance(paused, asyncio.Transport) and paused.is_reading()
+        paused.pause_reading()
+        assert not paused.is_reading()
+        sender.sendto(b"held", paused.get_extra_info("sockname"))
+        sender.sendto(b"sentinel", sentinel.get_extra_info("sockname"))
+        # The loop saw the sentinel; the paused endpoint's datagram was just as ready.
+        await sentinel_proto.next()
+        assert proto.datagrams.empty()
+        paused.resume_reading()
+        data = (await proto.next())[0]
+        with pytest.raises(NotImplementedError):
+            paused.write(b"streams only")
+        await _close(paused, sentinel, sender)
+        return data
+
+    assert reactor.run(main()) == b"held"
+
+
 def test_transport_owns_its_socket_and_releases_it():
     async def main():
         loop = asyncio.get_running_loop()
