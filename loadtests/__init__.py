@@ -5,7 +5,7 @@
         --p95-budget-ms 200 --out results/plaintext
 
 Each scenario pairs a locustfile (``loadtests/locustfiles/``) with an example app
-(``loadtests/apps.py``) and the server flags it needs (``loadtests/scenarios.py``); the
+(``loadtests/example_apps.py``) and the server flags it needs (``loadtests/scenarios.py``); the
 runner (``loadtests/runner.py``) starts Treadle on 127.0.0.1, runs Locust headless with
 bounded users and time, always stops both, and judges the result (``loadtests/verdict.py``).
 Locust is an optional extra: ``pip install '.[loadtest]'``.

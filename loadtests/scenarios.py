@@ -45,32 +45,32 @@ class Scenario:
 SCENARIOS = {
     s.name: s
     for s in (
-        Scenario("plaintext", "GET / → 13 bytes of text", "loadtests.apps:plaintext", "plaintext.py"),
+        Scenario("plaintext", "GET / → 13 bytes of text", "loadtests.example_apps:plaintext", "plaintext.py"),
         Scenario(
             "json_api",
             "FastAPI: GET /items/{id} and POST /items with validation",
-            "loadtests.apps:json_api",
+            "loadtests.example_apps:json_api",
             "json_api.py",
             needs_modules=("fastapi",),
         ),
         Scenario(
             "files",
             "256 KiB uploads hashed by the app, 1 MiB chunked downloads",
-            "loadtests.apps:files",
+            "loadtests.example_apps:files",
             "files.py",
         ),
         Scenario(
             "mixed",
             "slow WSGI endpoint on the thread pool (/sync) beside a slow async one (/slow)",
-            "loadtests.apps:slow_async",
+            "loadtests.example_apps:slow_async",
             "mixed.py",
-            server_args=("--mount", "/sync=loadtests.apps:slow_wsgi"),
+            server_args=("--mount", "/sync=loadtests.example_apps:slow_wsgi"),
             needs_flags=("--mount",),
         ),
         Scenario(
             "websocket",
             "WebSocket echo of 1 KiB messages, one connection per user",
-            "loadtests.apps:ws_echo",
+            "loadtests.example_apps:ws_echo",
             "websocket.py",
             server_args=("--ws", "wsproto"),
             needs_flags=("--ws",),

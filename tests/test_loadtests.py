@@ -60,7 +60,7 @@ def test_each_scenario_passes_a_short_run(scenario, tmp_path):
 
 
 def test_failing_requests_fail_the_command(tmp_path):
-    result = loadtest(tmp_path, "plaintext", "--app", "loadtests.apps:always_500")
+    result = loadtest(tmp_path, "plaintext", "--app", "loadtests.example_apps:always_500")
     assert result.returncode == 1, result.stdout + result.stderr
     line = result.stdout.strip().splitlines()[-1]
     assert line.startswith("FAIL: ") and "requests failed" in line and "500" in line, line
@@ -75,7 +75,7 @@ def test_a_p95_over_budget_fails_the_command(tmp_path):
 
 
 def test_a_server_that_cannot_start_fails_the_command(tmp_path):
-    result = loadtest(tmp_path, "plaintext", "--app", "loadtests.apps:no_such_app")
+    result = loadtest(tmp_path, "plaintext", "--app", "loadtests.example_apps:no_such_app")
     assert result.returncode == 1
     assert result.stdout.startswith("FAIL: the server exited with code 1 before accepting"), result.stdout
 
