@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 from conftest import wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from ws_helpers import Events, RawPeer, echo_app, ws_url
-from wsproto.events import CloseConnection
+from wsproto.events import AcceptConnection, CloseConnection, Request
 from wsproto.frame_protocol import CloseReason
 
 from server import ClientDisconnected
@@ -250,3 +251,55 @@ def test_shutdown_waits_for_the_app_up_to_the_graceful_timeout(serve):
     with connect(ws_url(srv)):
         srv.stop()
     assert finished() == ["clean-up done"]
+
+
+def test_session_accepted_during_shutdown_is_closed_1012(serve):
+    release = threading.Event()
+    seen = Events()
+
+    async def app(scope, receive, send):
+        await receive()
+        while not release.is_set():  # still deciding when the shutdown begins
+            await asyncio.sleep(0.005)
+        await send({"type": "websocket.accept"})
+        seen.add(await receive())
+
+    srv = serve(app)
+    with RawPeer(srv.port) as peer:
+        peer.send(Request(host="test", target="/"))
+        wait_until(lambda: srv.state.active_requests == 1)
+        stopper = threading.Thread(target=srv.stop)
+        stopper.start()
+        wait_until(lambda: srv.state.closing)
+        release.set()
+        assert isinstance(peer.next_event(), AcceptConnection)
+        event = peer.next_event()
+        assert isinstance(event, CloseConnection) and event.code == 1012
+        peer.send(event.response())
+        assert peer.closed_by_server()
+    stopper.join(10)
+    assert not stopper.is_alive()
+    assert seen()[0]["code"] == 1012
+
+
+def test_app_that_ignores_shutdown_is_cancelled_after_the_graceful_timeout(serve):
+    cancelled = Events()
+
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            await asyncio.sleep(3600)  # never looks at receive()
+        except asyncio.CancelledError:
+            cancelled.add(True)
+            raise
+
+    srv = serve(app, timeout_graceful_shutdown=0.3)
+    with connect(ws_url(srv)) as ws:
+        started = time.monotonic()
+        srv.stop()
+        assert time.monotonic() - started < 5
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=5)
+    assert info.value.rcvd.code == 1012
+    assert cancelled() == [True]
