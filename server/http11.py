@@ -345,6 +345,7 @@ class H11Protocol(asyncio.Protocol):
 
     def _on_end_of_message(self) -> None:
         self._request_done = True
+        self._expect_100 = False  # the whole body is here (e.g. Content-Length: 0)
         if self._discarding:
             self._discarding = False
             self._next_cycle()
@@ -373,7 +374,8 @@ class H11Protocol(asyncio.Protocol):
     def want_body(self, cycle: RequestCycle) -> None:
         if cycle is not self.cycle or self._closed:
             return
-        if self._expect_100:
+        if self._expect_100 and cycle.response_state == START:
+            # Never after the final response head: that would corrupt the stream.
             self._expect_100 = False
             self.transport.write(_CONTINUE)
             self.state.stats.bytes_out += len(_CONTINUE)

@@ -353,3 +353,32 @@ def test_pipelined_flood_is_not_buffered_without_bound(serve):
     with srv.connect() as c:
         c.send(request())
         assert c.read_response().body == b"ok"
+
+
+def test_expect_100_with_empty_body_keeps_the_connection(serve):
+    srv = serve(_no_read_app)
+    with srv.connect() as c:
+        c.send(request("POST", headers=[("Expect", "100-continue"), ("Content-Length", "0")]))
+        resp = c.read_response()
+        assert resp.header(b"connection") is None
+        c.send(request())
+        assert c.read_response().body == b"no"
+
+
+def test_no_100_continue_after_the_response_head(serve):
+    """An app that answers, then reads the body, must not get an interim 100 mid-stream."""
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first,", "more_body": True})
+        body = await read_body(receive)
+        await send({"type": "http.response.body", "body": body})
+
+    srv = serve(app)
+    with srv.connect() as c:
+        c.send(request("POST", headers=[("Expect", "100-continue"), ("Content-Length", "4")]))
+        status, _, headers, _ = c.read_head()
+        assert status == 200
+        assert (b"connection", b"close") in headers
+        c.send(b"body")
+        assert c.read_until_close() == b"6\r\nfirst,\r\n4\r\nbody\r\n0\r\n\r\n"
