@@ -75,7 +75,7 @@ class _PipeEnd(asyncio.Protocol):
 class SubprocessTransport(asyncio.SubprocessTransport):
     """One child process, its pipes, and the protocol that hears from them."""
 
-    _closed = True  # until __init__ has a child to close; keeps __del__ quiet on failure
+    _closed = True  # until __init__ has a child to close
     _finished = True
 
     def __init__(self, loop, protocol, args, shell: bool, stdin, stdout, stderr, bufsize: int,
@@ -108,7 +108,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             self._abandon()
             raise
         loop._subprocess_transports().add(self)
-        loop.create_task(self._connect(waiter))
+        # Held, as a task nobody references may be garbage-collected mid-flight.
+        self._connecting = loop.create_task(self._connect(waiter))
 
     def _child_pipes(self):
         proc = self._proc
@@ -298,11 +299,6 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 if pipe is not None:
                     pipe.close()
         return running
-
-    def __del__(self, _warn=warnings.warn) -> None:
-        if not self._closed and not self._finished:
-            # Unreachable while the child lives (the loop holds us); kept for subclasses' sake.
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
 
 
 class Subprocesses:
