@@ -168,9 +168,8 @@ class WebSocketCycle:
         if state == OPEN and mtype == "websocket.send":
             waiter = self.channel.send_message(self, _payload(message))
         elif state == OPEN and mtype == "websocket.close":
-            code = _close_code(message)
+            self.channel.close(self, _close_code(message), _reason(message))
             self.state = CLOSED
-            self.channel.close(self, code, message.get("reason") or "")
         elif state == CONNECTING and mtype == "websocket.accept":
             subprotocol = message.get("subprotocol")
             if subprotocol is not None and not isinstance(subprotocol, str):
@@ -179,8 +178,8 @@ class WebSocketCycle:
             self.state = OPEN
         elif state == CONNECTING and mtype == "websocket.close":
             # ASGI: closing before accepting denies the handshake with 403 Forbidden.
-            self.state = CLOSED
             self.channel.refuse(self, 403)
+            self.state = CLOSED
         elif state == CONNECTING and mtype == "websocket.http.response.start":
             status = message.get("status")
             if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
@@ -192,9 +191,9 @@ class WebSocketCycle:
             if not isinstance(body, (bytes, bytearray, memoryview)):
                 raise RuntimeError(f"'body' of 'websocket.http.response.body' must be bytes: {type(body).__name__}.")
             more = bool(message.get("more_body", False))
+            waiter = self.channel.send_denial_body(self, bytes(body), more)
             if not more:
                 self.state = CLOSED
-            waiter = self.channel.send_denial_body(self, bytes(body), more)
         else:
             raise RuntimeError(f"Unexpected ASGI message '{mtype}' in websocket state {_STATE_NAMES[state]}.")
         if waiter is not None:
@@ -218,6 +217,13 @@ def _payload(message: Mapping[str, Any]) -> str | bytes:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise RuntimeError(f"'bytes' of 'websocket.send' must be bytes, got {type(data).__name__}.")
     return bytes(data)
+
+
+def _reason(message: Mapping[str, Any]) -> str:
+    reason = message.get("reason") or ""
+    if not isinstance(reason, str):
+        raise RuntimeError(f"'reason' of 'websocket.close' must be a str, got {type(reason).__name__}.")
+    return reason
 
 
 def _close_code(message: Mapping[str, Any]) -> int:

@@ -313,8 +313,12 @@ class WSProtocol(asyncio.Protocol):
         return self._drain()
 
     def refuse(self, cycle: WebSocketCycle, status: int) -> None:
-        if not self._closed:
+        if self._closed:
+            return
+        try:
             self._plain_response(status)
+        except h11.LocalProtocolError:
+            self.force_close()  # a failed response left wsproto's HTTP state unusable
 
     def abort(self, cycle: WebSocketCycle) -> None:
         self.force_close()

@@ -11,7 +11,7 @@ import pytest
 from conftest import wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
-from ws_helpers import Events, RawPeer, echo_app, ws_url
+from ws_helpers import Events, RawPeer, echo_app, handshake_request, ws_url
 from wsproto.events import AcceptConnection, CloseConnection, Request
 from wsproto.frame_protocol import CloseReason
 
@@ -303,3 +303,36 @@ def test_app_that_ignores_shutdown_is_cancelled_after_the_graceful_timeout(serve
             ws.recv(timeout=5)
     assert info.value.rcvd.code == 1012
     assert cancelled() == [True]
+
+
+@pytest.mark.parametrize("fault", ["too-long-body", "raises-mid-body"])
+def test_broken_denial_response_closes_the_connection(serve, fault):
+    async def app(scope, receive, send):
+        await receive()
+        headers = [(b"content-length", b"5")] if fault == "too-long-body" else []
+        await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
+        if fault == "too-long-body":
+            await send({"type": "websocket.http.response.body", "body": b"0123456789"})
+        else:
+            await send({"type": "websocket.http.response.body", "body": b"partial", "more_body": True})
+            raise ValueError("boom")
+
+    srv = serve(app)
+    with srv.connect() as c:
+        c.send(handshake_request())
+        assert c.read_head()[0] == 401
+        assert c.is_closed()  # cut short, never left hanging
+        assert not c.buffer.endswith(b"0\r\n\r\n")  # and never made to look complete
+
+
+def test_close_with_a_bad_reason_is_the_apps_error(serve):
+    async def app(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "reason": 42})
+
+    srv = serve(app)
+    with connect(ws_url(srv)) as ws:
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=5)
+    assert info.value.rcvd.code == 1011
