@@ -1,0 +1,150 @@
+"""The supervisor (--workers, --limit-max-requests): workers share the socket, a dead worker
+is replaced, SIGHUP reloads without refusing a request, SIGTERM lets requests finish."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+from prod_support import Proc, get_json
+
+READY = r"Worker \[(\d+)\] ready"
+
+
+def start(*args: str) -> tuple[Proc, int, set[int]]:
+    """A supervisor with ``--workers`` as given; returns it, the port and the ready workers' pids."""
+    proc = Proc.treadle("prod_apps:info", "--port", "0", "--timeout-graceful-shutdown", "5", *args)
+    workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+    port = proc.port()
+    pids: set[int] = set()
+    index = 0
+    while len(pids) < workers:
+        match = proc.wait_for(READY, after=index)
+        pids.add(int(match.group(1)))
+        index = proc.seen.index(match.string) + 1
+    return proc, port, pids
+
+
+def served_by(port: int) -> int:
+    # A new connection each time, so every request is a fresh accept() the workers compete for.
+    with httpx.Client(timeout=5.0) as client:
+        return client.get(f"http://127.0.0.1:{port}/", headers={"Connection": "close"}).json()["pid"]
+
+
+@pytest.fixture
+def procs():
+    started: list[Proc] = []
+    yield started
+    for proc in started:
+        proc.kill_group()
+
+
+def test_two_workers_serve(procs):
+    proc, port, pids = start("--workers", "2")
+    procs.append(proc)
+    assert len(pids) == 2 and proc.pid not in pids
+    seen: set[int] = set()
+    deadline = time.monotonic() + 10
+    while seen != pids and time.monotonic() < deadline:
+        seen.add(served_by(port))
+    assert seen == pids
+
+
+def test_killed_worker_is_replaced(procs):
+    proc, port, pids = start("--workers", "2")
+    procs.append(proc)
+    victim = min(pids)
+    os.kill(victim, signal.SIGKILL)
+    proc.wait_for(rf"Worker \[{victim}\] exited \(killed by SIGKILL\); starting a new one")
+    mark = len(proc.seen)
+    new = int(proc.wait_for(READY, after=mark).group(1))
+    assert new not in pids
+    survivors = (pids - {victim}) | {new}
+    seen: set[int] = set()
+    deadline = time.monotonic() + 10
+    while seen != survivors and time.monotonic() < deadline:
+        seen.add(served_by(port))
+    assert seen == survivors
+
+
+def test_sighup_reload_under_load_loses_no_request(procs):
+    proc, port, old = start("--workers", "2")
+    procs.append(proc)
+    results: list[int] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                results.append(served_by(port))
+            except BaseException as exc:  # any refused or broken request fails the test
+                failures.append(exc)
+
+    clients = [threading.Thread(target=load) for _ in range(2)]
+    for client in clients:
+        client.start()
+    try:
+        while len(results) < 20:  # load is flowing before the reload
+            time.sleep(0.01)
+        proc.signal(signal.SIGHUP)
+        complete = proc.wait_for(r"Reload complete: 2 new worker\(s\) serving", timeout=20).string
+        for pid in old:
+            stopped = proc.wait_for(rf"Worker \[{pid}\] stopped \(exit status 0\)", timeout=20).string
+            assert proc.seen.index(complete) < proc.seen.index(stopped)  # new ones serve first
+        after_reload = len(results)
+        while len(results) < after_reload + 20:  # and keeps flowing, from the new workers
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(10)
+    assert failures == []
+    assert not old & set(results[after_reload:])
+
+
+def test_sigterm_lets_requests_in_flight_finish(procs):
+    proc, port, pids = start("--workers", "2")
+    procs.append(proc)
+    responses: list[httpx.Response] = []
+    request = threading.Thread(
+        target=lambda: responses.append(httpx.get(f"http://127.0.0.1:{port}/?sleep=1", timeout=10))
+    )
+    request.start()
+    proc.wait_for(r"entered \d+")
+    proc.signal(signal.SIGTERM)
+    request.join(10)
+    assert responses and responses[0].status_code == 200
+    assert proc.finish() == 0
+    for pid in pids:
+        assert f"Worker [{pid}] stopped (exit status 0)" in proc.output()
+
+
+def test_limit_max_requests_recycles_the_worker(procs):
+    proc, port, pids = start("--workers", "1", "--limit-max-requests", "3")
+    procs.append(proc)
+    first = served_by(port)
+    assert [served_by(port) for _ in range(2)] == [first, first]
+    proc.wait_for(r"Served 3 requests \(--limit-max-requests\)")
+    proc.wait_for(rf"Worker \[{first}\] exited \(exit status 0\); starting a new one")
+    assert served_by(port) != first  # waited in the backlog for the replacement, not refused
+
+
+def test_limit_max_requests_alone_runs_under_the_supervisor(procs):
+    proc, port, pids = start("--limit-max-requests", "2")
+    procs.append(proc)
+    assert proc.pid not in pids
+    assert get_json(f"http://127.0.0.1:{port}/")["pid"] in pids
+
+
+def test_worker_that_cannot_start_stops_the_supervisor():
+    proc = Proc.treadle("prod_apps:broken_startup", "--port", "0", "--workers", "2", "--lifespan", "on")
+    try:
+        assert proc.finish(20) == 3
+        assert "failed to start (exit status 3)" in proc.output()
+    finally:
+        proc.kill_group()
