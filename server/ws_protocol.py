@@ -41,7 +41,9 @@ from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from server.asgi_ws import WS_ASGI_VERSION, WebSocketCycle
+from server.config import Config
 from server.logging import access_logger, error_logger
+from server.state import ServerState
 from server.target import split_target
 
 MAX_QUEUED_MESSAGES = 16  # unreceived by the app before we stop reading (websockets' max_queue)
@@ -68,15 +70,11 @@ def upgrade(http: Any, request: h11.Request, headers: list[tuple[bytes, bytes]])
     protocol.start(request, headers, http.conn.trailing_data[0], "wss" if http.tls else "ws")
 
 
-def _as_runtime_error(exc: Exception) -> RuntimeError:
-    return RuntimeError(f"Invalid WebSocket response from the app: {exc}")
-
-
 class WSProtocol(asyncio.Protocol):
     def __init__(
         self,
-        config: Any,
-        state: Any,
+        config: Config,
+        state: ServerState,
         app: Any,
         loop: asyncio.AbstractEventLoop,
         transport: Any,
@@ -397,7 +395,7 @@ class WSProtocol(asyncio.Protocol):
         try:
             return self.conn.send(event)
         except (LocalProtocolError, h11.LocalProtocolError, TypeError, ValueError) as exc:
-            raise _as_runtime_error(exc)
+            raise RuntimeError(f"Invalid WebSocket response from the app: {exc}")
 
     def _log_access(self, status: int) -> None:
         if not self.config.access_log or not access_logger.isEnabledFor(20):
