@@ -34,13 +34,17 @@ class TimerHeap:
         handle._scheduled = True
 
     def cancelled(self, handle: TimerHandle) -> None:
-        """Note that a scheduled handle was cancelled; compact if the dead dominate."""
+        """Note that a scheduled handle was cancelled; compact if the dead dominate.
+
+        TimerHandle.cancel() calls this *before* it marks the handle cancelled, so `handle`
+        itself still looks live here and is dropped by identity.
+        """
         self._cancelled += 1
         heap = self._heap
         if len(heap) > _MIN_ENTRIES_TO_COMPACT and self._cancelled > len(heap) * _CANCELLED_FRACTION_TO_COMPACT:
             live = []
             for entry in heap:
-                if entry[2]._cancelled:
+                if entry[2]._cancelled or entry[2] is handle:
                     entry[2]._scheduled = False
                 else:
                     live.append(entry)
