@@ -55,6 +55,9 @@ def _env_debug() -> bool:
 class CoreLoop(asyncio.AbstractEventLoop):
     """The scheduling core of `Reactor`; see the module docstring for one pass of the loop."""
 
+    # A loop whose __init__ failed (say, an unknown selector name) owns nothing: closed from the start.
+    _closed = True
+
     def __init__(self, selector: str | None = None) -> None:
         self._selector = make_selector(selector)
         self.selector_name = type(self._selector).__name__.replace("Selector", "").lower()
@@ -411,10 +414,10 @@ class CoreLoop(asyncio.AbstractEventLoop):
         if self._debug:
             self._check_callback(func, "run_in_executor")
         if executor is None:
+            if self._executor_shutdown_called:
+                raise RuntimeError("Executor shutdown has been called")
             executor = self._default_executor
             if executor is None:
-                if self._executor_shutdown_called:
-                    raise RuntimeError("Executor shutdown has been called")
                 executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="reactor-executor")
                 self._default_executor = executor
         return wrap_concurrent_future(executor.submit(func, *args), self)
