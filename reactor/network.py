@@ -17,6 +17,7 @@ import socket
 import stat
 import sys
 from asyncio import sslproto
+from asyncio.constants import _SendfileMode
 
 from .sendfile import sendfile_by_writes, sendfile_native
 from .server import Server
@@ -424,11 +425,18 @@ class Networking:
         return ssl_protocol._app_transport
 
     async def sendfile(self, transport, file, offset=0, count=None, *, fallback=True) -> int:
-        """Send a file over a transport: os.sendfile on a plain socket, read + write otherwise."""
+        """Send a file over a transport: os.sendfile on a plain socket, read + write otherwise.
+
+        Transports say what they allow with asyncio's `_sendfile_compatible` marker: ours try
+        native sendfile, asyncio's TLS transport allows the fallback, datagrams nothing.
+        """
         if transport.is_closing():
             raise RuntimeError("Transport is closing")
+        mode = getattr(transport, "_sendfile_compatible", _SendfileMode.UNSUPPORTED)
+        if mode is _SendfileMode.UNSUPPORTED:
+            raise RuntimeError(f"sendfile is not supported for transport {transport!r}")
         _check_sendfile_args(offset, count)
-        if type(transport) is SocketTransport:
+        if mode is _SendfileMode.TRY_NATIVE:
             try:
                 return await sendfile_native(self, transport, file, offset, count)
             except asyncio.SendfileNotAvailableError:

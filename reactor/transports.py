@@ -14,6 +14,7 @@ import asyncio
 import socket
 import warnings
 from asyncio import BufferedProtocol
+from asyncio.constants import _SendfileMode
 
 # One recv takes at most this much: large enough that a fast sender needs few wake-ups,
 # small enough not to hold a big buffer per read.
@@ -35,7 +36,9 @@ def _set_nodelay(sock: socket.socket) -> None:
 class SocketTransport(asyncio.Transport):
     """A connected stream socket, driven by the reactor, speaking to one Protocol."""
 
-    _start_tls_compatible = True  # asyncio's marker: loop.start_tls() may wrap this transport
+    # asyncio's markers: loop.start_tls() may wrap this transport; loop.sendfile() may use os.sendfile.
+    _start_tls_compatible = True
+    _sendfile_compatible = _SendfileMode.TRY_NATIVE
 
     def __init__(self, loop, sock: socket.socket, protocol, waiter=None, extra=None, server=None) -> None:
         super().__init__(extra)
