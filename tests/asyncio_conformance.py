@@ -59,6 +59,8 @@ MODULES = (
 # A test still running after this long is declared hung; its child is killed and restarted past it.
 TEST_DEADLINE = 60.0
 PASSED = ("passed", "skipped", "expected-failure")
+# Wall-clock seconds per (loop kind, module) of the latest run_module calls, to find slow modules.
+SECONDS: dict[tuple[str, str], float] = {}
 
 
 # ====================================================================== child: one module, one loop
@@ -287,6 +289,7 @@ def child_main(kind: str, module_name: str, results_path: str, skip_path: str | 
 def run_module(kind: str, module_name: str, only: list[str] | None = None, max_restarts: int = 20) -> dict:
     """Run one module in child processes; {test id: record}. Hung or crashing tests are recorded and skipped."""
     records: dict[str, dict] = {}
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
         results_path = os.path.join(tmp, "results.jsonl")
         skip_path = os.path.join(tmp, "skip.json")
@@ -320,6 +323,7 @@ def run_module(kind: str, module_name: str, only: list[str] | None = None, max_r
                 records[f"{module_name} (child exit {proc.returncode})"] = {
                     "id": module_name, "outcome": "crashed", "loops": 0, "detail": tail}
                 break
+    SECONDS[(kind, module_name)] = time.monotonic() - started
     return records
 
 
@@ -348,12 +352,21 @@ def run_all(modules=MODULES, workers: int = 2, rerun_failures: bool = True) -> d
 
 
 def regressions_of(results: dict[str, dict[str, dict]]) -> list[str]:
-    """Tests that passed (or were skipped) on asyncio's loop but not on the Reactor."""
+    """Tests whose outcome on the Reactor is worse than on asyncio's loop.
+
+    A test passing on asyncio's loop must pass on the Reactor: skipping itself there (say,
+    "loop is not a BaseSelectorEventLoop") counts as a difference too.
+    """
     reactor = results["reactor"]
-    return sorted(
-        test_id for test_id, record in results["asyncio"].items()
-        if record["outcome"] in PASSED and reactor.get(test_id, {"outcome": "missing"})["outcome"] not in PASSED
-    )
+    worse = []
+    for test_id, record in results["asyncio"].items():
+        ours = reactor.get(test_id, {"outcome": "missing"})["outcome"]
+        if record["outcome"] == "skipped":
+            if ours not in PASSED:
+                worse.append(test_id)
+        elif record["outcome"] in PASSED and ours != record["outcome"]:
+            worse.append(test_id)
+    return sorted(worse)
 
 
 def summarize(results: dict[str, dict[str, dict]]) -> dict[str, dict[str, int]]:
@@ -409,6 +422,8 @@ def main(argv=None) -> None:
     for test_id in regressions_of(results):
         record = results["reactor"].get(test_id, {"outcome": "missing", "detail": ""})
         print(f"REGRESSION {test_id}: {record['outcome']}\n    " + record["detail"].strip().replace("\n", "\n    "))
+    slowest = sorted(SECONDS.items(), key=lambda item: -item[1])[:8]
+    print("slowest:", ", ".join(f"{module} on {kind} {seconds:.0f} s" for (kind, module), seconds in slowest))
     print(f"\n{time.monotonic() - started:.0f} s")
 
 
