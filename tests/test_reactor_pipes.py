@@ -9,6 +9,7 @@ Waits are on conditions with deadlines; nothing sleeps in hope.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import sys
@@ -386,6 +387,30 @@ def test_fifo_socket_and_character_device_are_accepted(tmp_path):
             assert await asyncio.wait_for(npr.lost, DEADLINE) is None
 
     reactor.run(main())
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pty")
+def test_pty_read_side_sees_the_other_side_hang_up():
+    # A tty is a character device. When its other side closes, Linux reports EIO instead
+    # of EOF: the transport ends with that error, quietly (asyncio's behaviour).
+    master, slave = os.openpty()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_debug(False)  # debug mode also reports such errors to the exception handler
+        errors = []
+        loop.set_exception_handler(lambda loop, context: errors.append(context))
+        transport, proto = await loop.connect_read_pipe(Reader, open(master, "rb", 0))
+        os.write(slave, b"typed\n")
+        await asyncio.wait_for(proto.arrived.wait(), DEADLINE)
+        os.close(slave)
+        exc = await asyncio.wait_for(proto.lost, DEADLINE)
+        return bytes(proto.data), exc, errors
+
+    data, exc, errors = reactor.run(main())
+    assert data == b"typed\r\n"  # the tty's line discipline turned \n into \r\n
+    assert isinstance(exc, OSError) and exc.errno == errno.EIO
+    assert errors == []
 
 
 def test_a_transport_owns_its_fd(pipe):

@@ -179,6 +179,39 @@ def test_stdin_flow_control_pauses_and_resumes_the_protocol():
     assert proto.events.index("pause_writing") < proto.events.index("resume_writing")
 
 
+def test_communicate_with_a_child_that_never_reads_stdin(watcher):
+    # The child exits without reading: stdin's reader vanishes with megabytes still buffered.
+    # communicate() ignores the broken pipe (asyncio's contract) and reports the exit code.
+    async def main():
+        proc = await asyncio.create_subprocess_exec("sh", "-c", "exit 2", stdin=PIPE, stdout=PIPE)
+        out, _ = await asyncio.wait_for(proc.communicate(b"z" * (4 * 1024 * 1024)), DEADLINE)
+        return out, proc.returncode
+
+    assert reactor.run(main()) == (b"", 2)
+
+
+def test_cancelling_the_start_kills_and_reaps_the_child(watcher):
+    made = []
+
+    class Remember(asyncio.SubprocessProtocol):
+        def connection_made(self, transport) -> None:
+            made.append(transport)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        starting = asyncio.ensure_future(loop.subprocess_exec(Remember, "sleep", "30"))
+        await asyncio.sleep(0)  # the child is spawned; the pipes are still connecting
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(starting, DEADLINE)
+        # subprocess_exec waited for the killed child before re-raising the cancellation.
+        return made[0].get_returncode(), made[0].get_pid()
+
+    returncode, pid = reactor.run(main())
+    assert returncode == -signal.SIGKILL
+    _assert_reaped(pid)
+
+
 def test_process_that_exits_before_we_read(watcher):
     async def main():
         proc = await asyncio.create_subprocess_exec(PY, "-c", "print('x' * 1000)", stdout=PIPE)
