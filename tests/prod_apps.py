@@ -2,7 +2,8 @@
 subprocesses or passed directly to in-process servers.
 
 ``info`` answers with JSON describing the request as the app saw it, and which process
-served it; ``?sleep=S`` makes it wait first, and prints ``entered <pid>`` when it starts.
+served it; ``?sleep=S`` makes it wait first, and prints ``entered <pid>`` when it starts;
+``?block=S`` blocks the event loop for S seconds.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from urllib.parse import parse_qs
 
 
@@ -24,6 +26,9 @@ async def info(scope, receive, send):
     if "sleep" in query:
         print("entered", os.getpid(), flush=True)
         await asyncio.sleep(float(query["sleep"][0]))
+    if "block" in query:  # a misbehaving app that blocks the event loop
+        print("blocking", os.getpid(), flush=True)
+        time.sleep(float(query["block"][0]))
     body = json.dumps(
         {
             "pid": os.getpid(),
