@@ -9,6 +9,9 @@ own path.
     stats.snapshot()                  # a plain dict, like trio's statistics()
     enable_trace(loop, write_line)    # one record per poll: timeout, ready fds, callbacks run
 
+`Introspection` offers the same as methods of the loop (`loop.enable_stats()`), for the
+Reactor class to inherit.
+
 Discussion — where the time goes. One pass of the loop is `select()` followed by running the
 batch of ready callbacks. So the time from one `select()` returning to the next one starting
 is the loop's own work (dispatch, timers, callbacks), and the time inside `select()` is time
@@ -50,6 +53,18 @@ def enable_trace(loop: CoreLoop, write: Callable[[dict[str, Any]], None]) -> Pol
     # Swap in a ready queue that notes when each callback is taken, keeping what is queued.
     loop._ready = _TimedDeque(loop._ready, tracer)
     return tracer
+
+
+class Introspection:
+    """The public face on the loop class: `loop.enable_stats()`, `loop.enable_trace(write)`."""
+
+    def enable_stats(self) -> LoopStats:
+        """Start counting (idempotent); `.snapshot()` on the result reads the counters."""
+        return enable_stats(self)
+
+    def enable_trace(self, write: Callable[[dict[str, Any]], None]) -> PollTracer:
+        """Call `write(record)` once per poll; see `PollTracer` for the record."""
+        return enable_trace(self, write)
 
 
 class LoopStats:
