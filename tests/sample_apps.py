@@ -45,3 +45,11 @@ not_callable = 42
 
 if "--crash-on-import" in sys.argv:  # pragma: no cover
     raise SystemExit("should not happen")
+
+
+async def hang(scope, receive, send):
+    """Prints 'entered', then never answers (for forced-shutdown tests)."""
+    if scope["type"] != "http":
+        raise RuntimeError("http only")
+    print("entered", flush=True)
+    await asyncio.sleep(3600)

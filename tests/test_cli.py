@@ -253,3 +253,28 @@ def test_programmatic_run_and_python_dash_m(cli):
     assert httpx.get(f"http://127.0.0.1:{port}/").text == "hello"
     proc.proc.send_signal(signal.SIGTERM)
     assert proc.finish() == 0
+
+
+def test_second_signal_forces_shutdown(cli):
+    proc = cli("sample_apps:hang", "--port", "0", "--timeout-graceful-shutdown", "600")
+    port = proc.started()
+    outcome = []
+
+    def call():
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    client = threading.Thread(target=call, daemon=True)
+    client.start()
+    proc.wait_for("^entered$")
+    proc.proc.send_signal(signal.SIGTERM)
+    proc.wait_for("shutting down gracefully")
+    started = time.monotonic()
+    proc.proc.send_signal(signal.SIGINT)
+    assert proc.finish(timeout=20) == 0
+    assert time.monotonic() - started < 15
+    assert "forcing shutdown" in proc.output()
+    client.join(10)
+    assert isinstance(outcome[0], httpx.RemoteProtocolError)  # cut off, never answered
