@@ -90,12 +90,19 @@ class Observer:
         return snapshot
 
     def _log_periodically(self) -> None:
+        previous = None
         while not self._stop_logging.wait(self._interval):
-            stats_logger.info("%s", summary_line(self.snapshot()))
+            snapshot = self.snapshot()
+            stats_logger.info("%s", summary_line(snapshot, previous))
+            previous = snapshot
 
 
-def summary_line(snapshot: dict[str, Any]) -> str:
-    """One line for the log: rate, latency, connections, bytes, and the loop's busy share."""
+def summary_line(snapshot: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
+    """One line for the log: rate, latency, connections, bytes, and the loop's busy share.
+
+    With the ``previous`` snapshot, the loop's numbers are for the interval between the two
+    (a loop that was busy an hour ago and idle now should read idle), else since the start.
+    """
     server = snapshot["server"]
     p50, p95 = server["latency_ms"]["p50"], server["latency_ms"]["p95"]
     parts = [
@@ -108,10 +115,13 @@ def summary_line(snapshot: dict[str, Any]) -> str:
     ]
     reactor = snapshot.get("reactor")
     if reactor is not None:
-        parts.append(
-            f"loop {reactor['iterations']} polls, {reactor['events_per_poll']:.2f} events/poll, "
-            f"{100 * (1 - reactor['poll_share']):.0f}% busy"
-        )
+        since = (previous or {}).get("reactor") or {}
+        polls = reactor["iterations"] - since.get("iterations", 0)
+        events = reactor["events"] - since.get("events", 0)
+        polling = reactor["poll_time_s"] - since.get("poll_time_s", 0.0)
+        running = reactor["callback_time_s"] - since.get("callback_time_s", 0.0)
+        busy = running / (polling + running) if polling + running > 0 else 0.0
+        parts.append(f"loop {polls} polls, {events / polls if polls else 0:.2f} events/poll, {100 * busy:.0f}% busy")
     pool = snapshot.get("threadpool")
     if pool is not None:
         parts.append(f"pool {pool['busy']}/{pool['threads']} busy, {pool['waiting']} queued")

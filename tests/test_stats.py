@@ -244,3 +244,19 @@ def test_stats_show_the_wsgi_pool_busy_and_queued(serve):
         release.set()
         for c in clients:
             c.close()
+
+
+def test_summary_line_reports_the_loop_over_the_last_interval():
+    stats = ServerStats()
+
+    class State:
+        connections: set = set()
+        total_requests = active_requests = 0
+
+    server = stats.snapshot(State())
+    earlier = {"server": server, "reactor": {"iterations": 100, "events": 50, "poll_time_s": 1.0,
+                                             "callback_time_s": 9.0}}
+    now = {"server": server, "reactor": {"iterations": 110, "events": 70, "poll_time_s": 1.9,
+                                         "callback_time_s": 9.1}}
+    assert "loop 10 polls, 2.00 events/poll, 10% busy" in summary_line(now, earlier)
+    assert "loop 110 polls, 0.64 events/poll, 83% busy" in summary_line(now)
