@@ -1,0 +1,170 @@
+"""Benchmark Treadle against the servers users would pick instead, in one run.
+
+Each server runs alone, pinned to one core (``taskset -c 1``); wrk drives it from the other
+core (``taskset -c 0``) over keep-alive connections: a warm-up, then several rounds, of
+which the median requests/s is reported with that round's p99 latency and the ratio to
+Treadle. The idle scenario opens N keep-alive connections and reports RSS per connection.
+
+Usage (from the repository root)::
+
+    pip install '.[bench]'          # the anchor servers; apt-get install -y wrk
+    python loadtests/bench.py                        # everything, default rounds
+    python loadtests/bench.py --duration 3 --rounds 3 --scenarios plaintext-asgi,pipelined
+    python loadtests/bench.py --idle-connections 10000
+
+Servers or scenarios that cannot run are reported as "n/a" with the reason. Every server
+started is stopped at the end, also on error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make "loadtests" importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from loadtests import bench_idle as idle  # noqa: E402
+from loadtests.bench_report import write_chart, write_table  # noqa: E402
+from loadtests.bench_servers import APPS, ROOT, Running, ServerSpec, all_servers, free_port  # noqa: E402
+from loadtests.bench_wrk import run_wrk, wrk_missing  # noqa: E402
+
+SERVER_CORE, CLIENT_CORE = "1", "0"
+
+# name: (app, path, wrk script, connections); app "any" means ASGI if the server speaks it, else WSGI.
+SCENARIOS: dict[str, tuple[str, str, str | None, int]] = {
+    "plaintext-asgi": ("asgi", "/", None, 64),
+    "plaintext-wsgi": ("wsgi", "/", None, 64),
+    "fastapi-json": ("fastapi", "/json", None, 64),
+    "flask-json": ("flask", "/json", None, 64),
+    "response-1mib": ("any", "/big", None, 8),
+    "upload-1mib": ("any", "/upload", "upload.lua", 8),
+    "pipelined-16": ("any", "/", "pipeline.lua", 16),
+    "idle-memory": ("any", "/", None, 0),
+}
+
+
+def _app_for(spec: ServerSpec, app: str) -> tuple[str, str] | str:
+    """(app reference, interface), or the reason the server cannot run it."""
+    if spec.unavailable:
+        return spec.unavailable
+    if app == "any":
+        app = "asgi" if "asgi" in spec.interfaces else "wsgi"
+    ref, interface = APPS[app]
+    if interface not in spec.interfaces:
+        return spec.notes.get(interface, f"no {interface.upper()} support")
+    return ref, interface
+
+
+def run_one(spec: ServerSpec, scenario: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    app, path, script, connections = SCENARIOS[scenario]
+    row: dict[str, Any] = {"scenario": scenario, "server": spec.name}
+    target = _app_for(spec, app)
+    if isinstance(target, str):
+        row["na"] = target
+        return row
+    ref, interface = target
+    row["interface"] = interface
+    port = free_port()
+    idle_run = scenario == "idle-memory"
+    log = logs / f"{spec.name}-{scenario}.log"
+    running = Running(spec.command(ref, interface, port, idle_run), port, SERVER_CORE, log)
+    try:
+        problem = running.wait_ready()
+        if problem:
+            row["na"] = f"did not start: {problem}"
+            return row
+        if idle_run:
+            per_conn, alive, note = idle.measure(running, port, args.idle_connections)
+            row.update(kib_per_conn=round(per_conn, 2), connections=alive)
+            if note:
+                row["note"] = note
+            return row
+        run_wrk(port, path, args.warmup, connections, CLIENT_CORE, script)
+        rounds = [run_wrk(port, path, args.duration, connections, CLIENT_CORE, script) for _ in range(args.rounds)]
+        rounds.sort(key=lambda r: r.rps)
+        median = rounds[len(rounds) // 2]
+        row.update(
+            rps=round(statistics.median(r.rps for r in rounds), 1),
+            p99_ms=round(median.p99_ms, 2),
+            rounds=[round(r.rps, 1) for r in rounds],
+        )
+        errors = sum(r.errors for r in rounds)
+        if errors:
+            row["note"] = f"{errors} socket errors or non-2xx responses"
+        if running.proc.poll() is not None:
+            row["note"] = f"server exited during the run: {running.tail()}"
+        return row
+    except Exception as exc:  # one failing pair must not end the whole run
+        row["na"] = f"failed: {exc}"
+        return row
+    finally:
+        running.stop()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    # SIGTERM (e.g. from a CI timeout) unwinds like Ctrl-C, so every server is still stopped.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark Treadle against other Python servers.")
+    parser.add_argument("--servers", help="comma-separated subset (default: all)")
+    parser.add_argument("--scenarios", help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per round")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds (median reported)")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up before the rounds")
+    parser.add_argument("--idle-connections", type=int, default=2000, help="for idle-memory (try 10000)")
+    parser.add_argument("--out", default=str(ROOT / "loadtests" / "results"), help="directory for json, png, logs")
+    args = parser.parse_args(argv)
+
+    missing = wrk_missing()
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
+    idle.raise_fd_limit(args.idle_connections * 2 + 1024)
+    out = Path(args.out)
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    servers = all_servers()
+    if args.servers:
+        wanted = args.servers.split(",")
+        servers = [s for s in servers if s.name in wanted]
+    scenarios = args.scenarios.split(",") if args.scenarios else list(SCENARIOS)
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}")
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    rows: list[dict[str, Any]] = []
+    started = time.time()
+    try:
+        for scenario in scenarios:
+            for spec in servers:
+                row = run_one(spec, scenario, args, logs)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: stopping servers", file=sys.stderr)
+    finally:
+        Running.stop_all()
+    meta = {
+        "command": " ".join(["python", "loadtests/bench.py", *(argv if argv is not None else sys.argv[1:])]),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)),
+        "seconds": round(time.time() - started),
+        "python": sys.version.split()[0],
+    }
+    (out / "latest.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(write_table(rows, out / "latest.md"))
+    print(write_chart(rows, out / "latest.png"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

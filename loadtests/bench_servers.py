@@ -1,0 +1,221 @@
+"""How to start each server under test, and how to stop it without leaving anything behind.
+
+Every server is a subprocess pinned to one core with ``taskset``, started in its own
+session so that it and any workers it forks form one process group we can signal as a
+whole; ``stop()`` escalates SIGINT → SIGTERM → SIGKILL with a deadline at each step.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+APPS = {
+    "asgi": ("loadtests.apps:asgi", "asgi"),
+    "wsgi": ("loadtests.apps:wsgi", "wsgi"),
+    "fastapi": ("loadtests.apps_fastapi:app", "asgi"),
+    "flask": ("loadtests.apps_flask:app", "wsgi"),
+}
+IDLE_KEEP_ALIVE = 120  # seconds: idle connections must outlive the memory measurement
+
+
+def _treadle_has_http_flag() -> bool:
+    out = subprocess.run([PY, "-m", "server", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    return "--http " in out.stdout
+
+
+@dataclass
+class ServerSpec:
+    name: str
+    interfaces: tuple[str, ...]  # "asgi" and/or "wsgi"
+    command: Callable[[str, str, int, bool], list[str]]  # (app ref, interface, port, idle) -> argv
+    modules: tuple[str, ...] = ()  # must be importable, else the server is skipped
+    unavailable: str | None = None  # filled by check()
+    notes: dict[str, str] = field(default_factory=dict)  # per interface: why not supported
+
+    def check(self) -> str | None:
+        missing = [m for m in self.modules if importlib.util.find_spec(m) is None]
+        if missing:
+            self.unavailable = f"not installed ({', '.join(missing)}): pip install '.[bench]'"
+        return self.unavailable
+
+
+def _treadle(engine: str | None) -> Callable[[str, str, int, bool], list[str]]:
+    def command(app: str, interface: str, port: int, idle: bool) -> list[str]:
+        argv = [PY, "-m", "server", app, "--host", "127.0.0.1", "--port", str(port), "--interface", interface]
+        argv += ["--no-access-log", "--log-level", "warning", "--lifespan", "off"]
+        if engine is not None:
+            argv += ["--http", engine]
+        if idle:
+            argv += ["--timeout-keep-alive", str(IDLE_KEEP_ALIVE)]
+        return argv
+
+    return command
+
+
+def _uvicorn(http: str, loop: str) -> Callable[[str, str, int, bool], list[str]]:
+    def command(app: str, interface: str, port: int, idle: bool) -> list[str]:
+        argv = [PY, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--http", http]
+        argv += ["--loop", loop, "--no-access-log", "--log-level", "warning", "--lifespan", "off"]
+        if idle:
+            argv += ["--timeout-keep-alive", str(IDLE_KEEP_ALIVE)]
+        return argv
+
+    return command
+
+
+def _granian(app: str, interface: str, port: int, idle: bool) -> list[str]:
+    argv = [PY, "-m", "granian", "--interface", interface, "--host", "127.0.0.1", "--port", str(port)]
+    return argv + ["--workers", "1", "--http", "1", "--no-access-log", "--log-level", "warning", app]
+
+
+def _hypercorn(app: str, interface: str, port: int, idle: bool) -> list[str]:
+    argv = [PY, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning"]
+    return argv + (["--keep-alive", str(IDLE_KEEP_ALIVE)] if idle else [])
+
+
+def _waitress(app: str, interface: str, port: int, idle: bool) -> list[str]:
+    argv = [PY, "-m", "waitress", f"--listen=127.0.0.1:{port}", "--connection-limit=20000"]
+    return argv + ([f"--channel-timeout={IDLE_KEEP_ALIVE}"] if idle else []) + [app]
+
+
+def _gunicorn(app: str, interface: str, port: int, idle: bool) -> list[str]:
+    argv = [PY, "-m", "gunicorn", "-k", "gthread", "--threads", "4", "-w", "1", "-b", f"127.0.0.1:{port}"]
+    argv += ["--worker-connections", "20000", "--log-level", "warning"]
+    return argv + (["--keep-alive", str(IDLE_KEEP_ALIVE)] if idle else []) + [app]
+
+
+def all_servers() -> list[ServerSpec]:
+    """Treadle first: the ratio column is relative to it."""
+    wired = _treadle_has_http_flag()
+    treadle = ServerSpec("treadle", ("asgi", "wsgi"), _treadle(None))
+    servers = [treadle]
+    if wired:
+        servers.append(ServerSpec("treadle-h11", ("asgi", "wsgi"), _treadle("h11")))
+        servers.append(ServerSpec("treadle-fast", ("asgi", "wsgi"), _treadle("fast")))
+    asgi_only = {"wsgi": "ASGI-only server"}
+    wsgi_only = {"asgi": "WSGI-only server"}
+    servers += [
+        ServerSpec("uvicorn-h11", ("asgi",), _uvicorn("h11", "asyncio"), ("uvicorn", "h11"), notes=asgi_only),
+        ServerSpec(
+            "uvicorn-httptools",
+            ("asgi",),
+            _uvicorn("httptools", "uvloop"),
+            ("uvicorn", "httptools", "uvloop"),
+            notes=asgi_only,
+        ),
+        ServerSpec("granian", ("asgi", "wsgi"), _granian, ("granian",)),
+        ServerSpec("hypercorn", ("asgi",), _hypercorn, ("hypercorn",), notes=asgi_only),
+        ServerSpec("waitress", ("wsgi",), _waitress, ("waitress",), notes=wsgi_only),
+        ServerSpec("gunicorn-gthread", ("wsgi",), _gunicorn, ("gunicorn",), notes=wsgi_only),
+    ]
+    for spec in servers:
+        spec.check()
+    return servers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Running:
+    """A started server: its process group, port and log."""
+
+    live: list[Running] = []  # everything started and not yet stopped, for the emergency stop
+
+    def __init__(self, argv: list[str], port: int, core: str, log: Path) -> None:
+        self.port = port
+        self.log_path = log
+        self.log = open(log, "wb")
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", core, *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        Running.live.append(self)
+
+    def wait_ready(self, timeout: float = 30.0) -> str | None:
+        """None once the port answers HTTP; else why not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return f"exited with {self.proc.returncode}: {self.tail()}"
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                    sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                    if sock.recv(16).startswith(b"HTTP/1."):
+                        return None
+            except OSError:
+                pass
+            time.sleep(0.1)
+        return f"not answering after {timeout:.0f} s: {self.tail()}"
+
+    def tail(self) -> str:
+        self.log.flush()
+        text = self.log_path.read_text(errors="replace").strip().splitlines()
+        return " | ".join(text[-3:])[-300:]
+
+    def pids(self) -> list[int]:
+        """The server and every process it forked (its session), for memory accounting."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[3]) == self.proc.pid:  # session id
+                    pids.append(int(entry.name))
+        return pids
+
+    def rss_kib(self) -> int:
+        total = 0
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return total
+
+    def stop(self) -> None:
+        for sig, wait in ((signal.SIGINT, 5.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(wait)
+                # the leader is gone; make sure no forked worker outlives it
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+            break
+        self.log.close()
+        if self in Running.live:
+            Running.live.remove(self)
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for running in list(cls.live):
+            running.stop()
