@@ -40,9 +40,12 @@ class Proc:
         cwd: Path = TESTS,
         env: dict[str, str] | None = None,
         pass_fds: Sequence[int] = (),
+        path_first: Sequence[str] = (),
     ) -> None:
+        """``path_first``: directories put on PYTHONPATH before the project's own."""
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("TREADLE_")}
-        full_env.update(PYTHONPATH=f"{ROOT}{os.pathsep}{TESTS}", PYTHONUNBUFFERED="1", **(env or {}))
+        python_path = os.pathsep.join([*path_first, str(ROOT), str(TESTS)])
+        full_env.update(PYTHONPATH=python_path, PYTHONUNBUFFERED="1", **(env or {}))
         self.proc = subprocess.Popen(
             list(args),
             cwd=cwd,
