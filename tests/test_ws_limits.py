@@ -266,3 +266,20 @@ def test_flood_is_bounded_while_the_app_does_not_receive(serve):
         assert not sender.is_alive()
         wait_until(lambda: len(received()) == count, timeout=20)
     assert received() == messages
+
+
+def test_frames_sent_with_the_handshake_wait_for_accept(serve):
+    seen = Events()
+
+    async def app(scope, receive, send):
+        await receive()
+        await asyncio.sleep(0.05)  # accept late: the frame is already in the server's hands
+        await send({"type": "websocket.accept"})
+        seen.add(await receive())
+
+    srv = serve(app)
+    with srv.connect() as c:
+        c.send(handshake_request() + masked_frame(0x81, b"early bird"))
+        assert c.read_head()[0] == 101
+    wait_until(seen)
+    assert seen()[0] == {"type": "websocket.receive", "text": "early bird"}
