@@ -113,27 +113,27 @@ class WebSocketCycle:
         try:
             await app(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
-            self._fail(None)  # only the server cancels sessions: shutdown ran out of time
+            self._fail()  # only the server cancels sessions: shutdown ran out of time
         except BaseException as exc:
             if self.disconnected and isinstance(exc, OSError):
                 error_logger.debug("WebSocket peer left while the app was sending: %r", exc)
             else:
                 error_logger.error("Exception in ASGI application", exc_info=exc)
-            self._fail(exc)
+            self._fail()
         else:
             if self.state == CONNECTING:
                 error_logger.error("ASGI callable returned without accepting or closing the websocket.")
-                self._fail(None)
+                self._fail()
             elif self.state == RESPONDING:
                 error_logger.error("ASGI callable returned without completing the denial response.")
-                self._fail(None)
+                self._fail()
             elif self.state == OPEN and not self.disconnected:
                 self.channel.close(self, CLOSE_NORMAL, "")
         finally:
             self.state = CLOSED
             self.channel.cycle_done(self)
 
-    def _fail(self, exc: BaseException | None) -> None:
+    def _fail(self) -> None:
         """The app cannot finish the session: a 500 before the handshake, 1011 after it."""
         if self.disconnected:
             return

@@ -226,11 +226,12 @@ class WSProtocol(asyncio.Protocol):
         if self.conn.state is not _OPEN:
             return  # closing: the app gets no more messages
         data = event.data
-        size = len(data)
+        # The limit is in bytes. isascii() is O(1) in CPython: only other text is encoded to count.
+        if type(data) is str and not data.isascii():
+            self._message_size += len(data.encode("utf-8"))
+        else:
+            self._message_size += len(data)
         limit = self.config.ws_max_size
-        if type(data) is str and self._message_size + 4 * size > limit:
-            size = len(data.encode("utf-8"))  # the limit is in bytes; count exactly only near it
-        self._message_size += size
         if self._message_size > limit:
             self._server_close(CLOSE_MESSAGE_TOO_BIG, f"message larger than {limit} bytes")
             return

@@ -48,8 +48,8 @@ def only_connection(srv):
 
 @pytest.mark.parametrize(
     "message",
-    [b"x" * 1001, ["x" * 500, "x" * 501], "€" * 334],  # whole, fragmented, and 1002 bytes of 334 chars
-    ids=["bytes", "fragments", "utf8-bytes"],
+    [b"x" * 1001, ["x" * 500, "x" * 501], "€" * 334, ["€" * 250, "€" * 187]],
+    ids=["bytes", "fragments", "utf8-bytes", "utf8-fragments"],  # 1002 and 1311 bytes of text
 )
 def test_message_over_max_size_closes_1009(serve, message):
     seen = Events()
