@@ -44,6 +44,19 @@ class Config:
         date_header: bool = True,
         selector: str | None = None,
         backlog: int = 2048,
+        # Observability (server/observe.py), all off by default. The stats endpoint has its own
+        # port so it never mixes with the app's routes; trace_reactor is a file, or "-" for stderr.
+        stats_port: int | None = None,
+        stats_host: str = "127.0.0.1",
+        stats_interval: float | None = None,
+        trace_reactor: str | None = None,
+        # Apps (docs/wsgi.md). WSGI apps run on a pool of 8 threads: enough to overlap the
+        # I/O waits of typical apps, few enough that the GIL is not fought over; 1024 requests
+        # may wait for a thread (a few KiB each) before the server answers 503.
+        interface: str = "auto",
+        mounts: Sequence[tuple[str, Any]] = (),
+        threads: int = 8,
+        wsgi_queue_size: int = 1024,
         # Sockets (server/sockets.py): --fd, else --uds, else host and port.
         uds: str | None = None,
         fd: int | None = None,
@@ -73,19 +86,6 @@ class Config:
         reload_includes: Sequence[str] = (),  # added to server.reload's defaults
         reload_excludes: Sequence[str] = (),
         env_file: str | None = None,
-        # Observability (server/observe.py), all off by default. The stats endpoint has its own
-        # port so it never mixes with the app's routes; trace_reactor is a file, or "-" for stderr.
-        stats_port: int | None = None,
-        stats_host: str = "127.0.0.1",
-        stats_interval: float | None = None,
-        trace_reactor: str | None = None,
-        # Apps (docs/wsgi.md). WSGI apps run on a pool of 8 threads: enough to overlap the
-        # I/O waits of typical apps, few enough that the GIL is not fought over; 1024 requests
-        # may wait for a thread (a few KiB each) before the server answers 503.
-        interface: str = "auto",
-        mounts: Sequence[tuple[str, Any]] = (),
-        threads: int = 8,
-        wsgi_queue_size: int = 1024,
         # Limits. 16 KiB for the head is h11's default and what most servers accept.
         limit_request_head_size: int = 16 * 1024,
         limit_request_body_size: int | None = 100 * 1024 * 1024,
@@ -125,6 +125,14 @@ class Config:
         self.date_header = date_header
         self.selector = selector
         self.backlog = backlog
+        self.stats_port = stats_port
+        self.stats_host = stats_host
+        self.stats_interval = stats_interval or None
+        self.trace_reactor = trace_reactor or None
+        self.interface = interface
+        self.mounts = [(normalize_prefix(prefix), app) for prefix, app in mounts]
+        self.threads = threads
+        self.wsgi_queue_size = wsgi_queue_size
         self.uds = uds
         self.fd = fd
         self.reuse_port = reuse_port
@@ -157,14 +165,6 @@ class Config:
         if reload and workers > 1:
             raise ValueError("reload runs a single worker: use either reload or workers")
         check_credentials(self.cors_allow_origins, cors_allow_credentials)
-        self.stats_port = stats_port
-        self.stats_host = stats_host
-        self.stats_interval = stats_interval or None
-        self.trace_reactor = trace_reactor or None
-        self.interface = interface
-        self.mounts = [(normalize_prefix(prefix), app) for prefix, app in mounts]
-        self.threads = threads
-        self.wsgi_queue_size = wsgi_queue_size
         self.limit_request_head_size = limit_request_head_size
         self.limit_request_body_size = limit_request_body_size or None
         self.limit_concurrency = limit_concurrency or None

@@ -14,8 +14,8 @@ from email.utils import formatdate
 from typing import Any
 
 from server.config import Config
-from server.ws_select import websocket_upgrader
 from server.stats import ServerStats
+from server.ws_select import websocket_upgrader
 
 
 class ServerState:
@@ -29,8 +29,8 @@ class ServerState:
         self.on_all_closed: Any = None  # called when the last connection goes while closing
         self.on_request_limit: Any = None  # called when total_requests reaches --limit-max-requests
         self.total_requests = 0
-        self.ws_upgrade = websocket_upgrader(config.ws)  # None: upgrades are plain HTTP
         self.stats = ServerStats()  # counters fed by the connections, read by --stats-port
+        self.ws_upgrade = websocket_upgrader(config.ws)  # None: upgrades are plain HTTP
         self._server_line = b"server: treadle\r\n" if config.server_header else b""
         self._extra_lines = b"".join(n + b": " + v + b"\r\n" for n, v in config.encoded_headers())
         self._date_second = -1
