@@ -4,26 +4,32 @@ Two ways, best first:
 
 * **pidfd** (Linux >= 5.3, Python >= 3.9): `os.pidfd_open(pid)` gives a file descriptor that
   becomes readable when the child exits. The selector watches it like a socket: no thread,
-  no SIGCHLD handler, and `signal.pidfd_send_signal` can never reach a recycled pid.
+  no SIGCHLD handler.
 * **a thread per child** elsewhere: it blocks in the wait call and hands the exit status
   to the loop with `call_soon_threadsafe`.
 
-Reaping is what frees a pid for reuse, so the only way to signal a child safely is never to
-signal it after it was reaped. The thread watcher therefore first waits *without* reaping
-(`waitid(WNOWAIT)`), then reaps under a lock that `send_signal` also takes. (Where waitid is
-missing it falls back to a plain blocking waitpid, and keeps the narrow race asyncio has.)
+Reaping is what frees a pid for reuse, so a signal is safe only if the child cannot be
+reaped between "is it still running?" and kill(). Signals go through the `Popen` object
+(as in asyncio), whose send_signal() polls first and signals only a child not yet reaped:
+
+* with a pidfd, reaping happens in the loop's thread, the thread that signals, so nothing
+  can reap in between;
+* the thread watcher first waits *without* reaping (`waitid(WNOWAIT)`), then reaps under a
+  lock that `signal()` also takes. (Where waitid is missing it falls back to a plain blocking
+  waitpid, and keeps the narrow race asyncio has.)
 
 A global SIGCHLD handler is avoided on purpose: it would fight any other library's
 handler, and `waitpid(-1)` would steal the exit status of children that are not ours.
 
-Whichever watcher is used, it also sets `Popen.returncode`, so the `subprocess.Popen`
-object never waits for the child again nor complains that it is "still running".
+Whichever watcher reaps, it records the status in `Popen.returncode`, so the `Popen` object
+never waits for the child again nor complains that it is "still running". If something else
+reaped the child first (a `Popen.poll()` from send_signal, or from user code), the status
+Popen recorded is used.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import threading
 from typing import Callable
@@ -50,12 +56,13 @@ def _reap(proc: subprocess.Popen, block: bool) -> int | None:
         pid, status = os.waitpid(proc.pid, 0 if block else os.WNOHANG)
     except ChildProcessError:
         returncode = proc.returncode if proc.returncode is not None else UNKNOWN_RETURNCODE
-    else:
-        if pid == 0:
-            return None
-        returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode is None:
-        proc.returncode = returncode
+        if proc.returncode is None:
+            proc.returncode = returncode
+        return returncode
+    if pid == 0:
+        return None
+    returncode = os.waitstatus_to_exitcode(status)
+    proc.returncode = returncode  # ours is the authoritative status: we reaped it
     return returncode
 
 
@@ -68,7 +75,8 @@ class ChildWatch:
         self._on_exit = on_exit
         self.returncode: int | None = None
 
-    def send_signal(self, sig: int) -> None:
+    def signal(self, send: Callable[[], None]) -> None:
+        """Call `send` (one of the Popen's signalling methods) unless the child may be reaped meanwhile."""
         raise NotImplementedError
 
     def detach(self) -> None:
@@ -98,13 +106,9 @@ class PidfdWatch(ChildWatch):
         os.close(self._pidfd)
         self._pidfd = None
 
-    def send_signal(self, sig: int) -> None:
-        if self._pidfd is None:
-            return  # reaped: the pid may belong to someone else now
-        try:
-            signal.pidfd_send_signal(self._pidfd, sig)
-        except ProcessLookupError:
-            pass  # exited, not yet reaped
+    def signal(self, send: Callable[[], None]) -> None:
+        # Only the loop's thread reaps (in _exited), and it is the thread running this.
+        send()
 
     def detach(self) -> None:
         if self._pidfd is None:
@@ -149,14 +153,9 @@ class ThreadWatch(ChildWatch):
         except RuntimeError:
             pass  # the loop closed meanwhile: the child is reaped, no one is left to tell
 
-    def send_signal(self, sig: int) -> None:
+    def signal(self, send: Callable[[], None]) -> None:
         with self._reap_lock:
-            if self.returncode is not None:
-                return
-            try:
-                os.kill(self._proc.pid, sig)
-            except ProcessLookupError:
-                pass
+            send()  # Popen polls first: a no-op if the child already exited
 
     def detach(self) -> None:
         # The thread keeps waiting and reaps the child; it just won't call into a closed loop.

@@ -22,7 +22,6 @@ grandchild still holds its pipes open (Python 3.12's behaviour; 3.11 waits for t
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 import warnings
 
@@ -245,16 +244,20 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._protocol = protocol
 
     def send_signal(self, signal: int) -> None:
-        if self._proc is None:
-            raise ProcessLookupError()
-        # Through the watch: it knows whether the pid is still ours to signal.
-        self._watch.send_signal(signal)
+        self._check_proc()
+        self._watch.signal(lambda: self._proc.send_signal(signal))
 
     def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
+        self._check_proc()
+        self._watch.signal(self._proc.terminate)
 
     def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
+        self._check_proc()
+        self._watch.signal(self._proc.kill)
+
+    def _check_proc(self) -> None:
+        if self._proc is None:
+            raise ProcessLookupError()  # after connection_lost, as in asyncio
 
     def is_closing(self) -> bool:
         return self._closed
@@ -271,9 +274,14 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             if end.pipe is not None:  # else _connect closes it once connected
                 end.pipe.close()
         if self._returncode is None and self._watch is not None:
+            self._watch.signal(self._kill_unless_exited)
+
+    def _kill_unless_exited(self) -> None:
+        # The child may have exited before the watch told us: poll() first, as asyncio does.
+        if self._proc.poll() is None:
             if self._loop.get_debug():
                 asyncio.log.logger.warning("Close running child process: kill %r", self)
-            self._watch.send_signal(signal.SIGKILL)
+            self._proc.kill()
 
     def _abandon(self) -> bool:
         """The loop is closing (or start-up failed): kill, release the fds, leave reaping to a thread.
@@ -288,7 +296,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             self._proc.wait()
         else:
             if running:
-                self._watch.send_signal(signal.SIGKILL)
+                self._watch.signal(self._proc.kill)
             self._watch.detach()
         for end in self._pipes.values():
             if end.pipe is not None:
