@@ -499,6 +499,31 @@ class H11Protocol(asyncio.Protocol):
             self.state.stats.bytes_out += len(out)
         self._response_complete()
 
+    async def send_file(self, cycle: Any, file: Any, offset: int, count: int) -> None:
+        """Send ``count`` bytes of ``file`` from ``offset`` as more body (ASGI's zerocopysend).
+
+        ``os.sendfile`` once what is buffered (the held-back head first) is on the wire, so
+        the bytes never pass through Python; the reactor falls back to reads where the
+        kernel cannot. The caller ends the body with ``send_body``, as after any chunk.
+        """
+        self.send_body(cycle, b"", True)  # writes the held-back head; notices a closed connection
+        framing = self._framing
+        if self._closed or framing == _NO_BODY or not count:
+            return
+        if framing == _LENGTH:
+            if count > self._remaining:
+                self._length_error(f"Response content longer than Content-Length by {count - self._remaining} bytes.")
+            self._remaining -= count
+        elif framing == _CHUNKED:
+            self.transport.write(b"%x\r\n" % count)
+        sent = await self.loop.sendfile(self.transport, file, offset, count)
+        self._bytes_sent += sent
+        if sent != count:
+            self._close()  # the framing promised bytes the file no longer has
+            raise RuntimeError(f"The file ended {count - sent} bytes before the {count} promised.")
+        if framing == _CHUNKED:
+            self.transport.write(b"\r\n")
+
     def send_error_response(self, cycle: RequestCycle, status: int) -> None:
         if cycle is self.cycle and not self._closed:
             self._reject(status)
