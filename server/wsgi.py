@@ -209,6 +209,12 @@ class WsgiCycle:
             # The connection refused the body (its length disagrees with Content-Length):
             # it has logged why and answered 500 or closed. The worker must stop.
             self._stop_worker()
+        except Exception as exc:  # a server bug: never leave the worker waiting forever
+            error_logger.critical("Failed to send a WSGI response", exc_info=exc)
+            with self._lock:
+                self._file = None
+            self._stop_worker()
+            self.channel.abort(self)
         with self._lock:
             self._out_size -= size
             if waiter is not None and not waiter.done():
