@@ -20,6 +20,7 @@ from server.asgi_http import Channel, RequestCycle
 from server.config import Config
 from server.importer import load_app
 from server.interface import ASGI2Middleware, detect_interface
+from server.middleware import warn_cors_for_wsgi, wrap_asgi_app
 from server.mount import Mounts, Runner, not_found
 from server.state import ServerState
 from server.threadpool import WorkerPool
@@ -83,7 +84,8 @@ class AppSet:
     def _runner(self, classified: tuple[str, Any], loop: asyncio.AbstractEventLoop, state: ServerState) -> Runner:
         interface, app = classified
         if interface != "wsgi":
-            return AsgiRunner(app, loop, state)
+            return AsgiRunner(wrap_asgi_app(app, self.config), loop, state)
+        warn_cors_for_wsgi(self.config)
         if self.pool is None:
             self.pool = WorkerPool(self.config.threads, self.config.wsgi_queue_size)
             self.pool.start()

@@ -14,7 +14,6 @@ from server.cors import check_credentials
 from server.envfile import load_env_file
 from server.importer import load_app
 from server.interface import INTERFACES
-from server.middleware import wrap_app
 from server.mount import normalize_prefix
 from server.tls import create_ssl_context
 from server.ws_select import WS_MODES
@@ -180,11 +179,11 @@ class Config:
 
     def load(self) -> Any:
         """Resolve the application (import string, ``--factory``, ``--app-dir``) once, after
-        applying ``--env-file``, wrapped in the built-in middleware that is switched on."""
+        applying ``--env-file`` so the app's modules see its variables."""
         if self.loaded_app is None:
             if self.env_file is not None:
                 load_env_file(self.env_file)
-            self.loaded_app = wrap_app(load_app(self.app, self.app_dir, self.factory), self)
+            self.loaded_app = load_app(self.app, self.app_dir, self.factory)
         return self.loaded_app
 
     def ssl_context(self) -> ssl.SSLContext | None:

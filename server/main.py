@@ -28,6 +28,7 @@ from server.importer import ImportFromStringError
 from server.interface import InterfaceError
 from server.lifespan import Lifespan
 from server.logging import configure_logging, error_logger
+from server.middleware import wrap_runner
 from server.observe import Observer
 from server.sockets import bind_sockets, describe, remove_unix_socket
 from server.state import ServerState
@@ -215,7 +216,7 @@ class Server:
                 self._started.set()
                 return
 
-        runner = apps.runner(loop, state)
+        runner = wrap_runner(apps.runner(loop, state), config)
         if apps.pool is not None:
             self.observer.pool_statistics = apps.pool.statistics  # the stats endpoint shows the WSGI pool
 

@@ -65,18 +65,26 @@ class ProxyHeadersMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            client = scope.get("client")
-            if (client[0] if client else None) in self.trusted:
-                forwarded = forwarded_client(scope["headers"], self.trusted)
-                if forwarded is not None:
-                    scope = dict(scope)
-                    host, port, proto = forwarded
-                    if host is not None:
-                        scope["client"] = (host, port)
-                    if proto is not None:
-                        table = _WS_SCHEMES if scope["type"] == "websocket" else _HTTP_SCHEMES
-                        scope["scheme"] = table.get(proto, scope.get("scheme"))
+            scope = dict(scope)
+            rewrite_scope(scope, self.trusted)
         await self.app(scope, receive, send)
+
+
+def rewrite_scope(scope: Scope, trusted: TrustedHosts) -> None:
+    """Set ``client`` and ``scheme`` of an http or websocket ``scope`` (in place) from the
+    proxy headers, if the peer is trusted and they say anything."""
+    client = scope.get("client")
+    if (client[0] if client else None) not in trusted:
+        return
+    forwarded = forwarded_client(scope["headers"], trusted)
+    if forwarded is None:
+        return
+    host, port, proto = forwarded
+    if host is not None:
+        scope["client"] = (host, port)
+    if proto is not None:
+        table = _WS_SCHEMES if scope["type"] == "websocket" else _HTTP_SCHEMES
+        scope["scheme"] = table.get(proto, scope.get("scheme"))
 
 
 def forwarded_client(

@@ -116,3 +116,29 @@ def test_server_honours_trusted_peer_and_ignores_others(serve):
     assert body["client"][0] == "127.0.0.1" and body["scheme"] == "http"
     off = serve(info)
     assert httpx.get(f"http://127.0.0.1:{off.port}/", headers=headers).json()["scheme"] == "http"
+
+
+def test_wsgi_app_sees_the_forwarded_client_and_scheme(serve):
+    from wsgi_apps import environ_app
+
+    running = serve(environ_app, interface="wsgi", proxy_headers=True)
+    headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    environ = httpx.get(running.url, headers=headers).json()
+    assert environ["REMOTE_ADDR"] == "203.0.113.7"
+    assert environ["wsgi.url_scheme"] == "https"
+
+
+def test_websocket_scope_sees_the_forwarded_client_and_scheme(serve):
+    from websockets.sync.client import connect
+
+    async def app(scope, receive, send):
+        assert scope["type"] == "websocket"
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": f"{scope['scheme']} {scope['client'][0]}"})
+        await send({"type": "websocket.close"})
+
+    running = serve(app, proxy_headers=True)
+    headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    with connect(f"ws://127.0.0.1:{running.port}/", additional_headers=headers, open_timeout=5) as ws:
+        assert ws.recv(timeout=5) == "wss 203.0.113.7"
