@@ -162,7 +162,7 @@ def _fastapi_app() -> FastAPI:
     app = FastAPI()
 
     @app.get("/items/{item_id}")
-    async def item(item_id: int, q: Optional[str] = None):  # FastAPI evaluates it: no `|` on 3.9
+    async def item(item_id: int, q: Optional[str] = None):  # noqa: UP045 (FastAPI evaluates it; no `|` on 3.9)
         await asyncio.sleep(0)
         return {"item_id": item_id, "q": q, "on_reactor": _on_reactor()}
 
