@@ -3,7 +3,6 @@ graceful stop, and the heartbeat that keeps gunicorn's --timeout from killing a 
 
 from __future__ import annotations
 
-import shutil
 import signal
 import sys
 import threading
@@ -16,20 +15,12 @@ pytest.importorskip("gunicorn")
 
 
 def gunicorn(tmp_path, *args: str) -> tuple[Proc, int]:
-    command = [sys.executable, "-m", "gunicorn"] if shutil.which("gunicorn") is None else ["gunicorn"]
-    proc = Proc(
-        [
-            *command,
-            "-k",
-            "server.workers.TreadleWorker",
-            "-b",
-            "127.0.0.1:0",
-            "--control-socket",
-            str(tmp_path / "gunicorn.ctl"),
-            *args,
-            "prod_apps:info",
-        ]
-    )
+    from gunicorn.config import Config as GunicornConfig
+
+    if "control_socket" in GunicornConfig().settings:  # gunicorn 24+: keep it out of ~/.gunicorn
+        args = ("--control-socket", str(tmp_path / "gunicorn.ctl"), *args)
+    command = [sys.executable, "-m", "gunicorn", "-k", "server.workers.TreadleWorker", "-b", "127.0.0.1:0"]
+    proc = Proc([*command, *args, "prod_apps:info"])
     proc.wait_for(r"Treadle running on http://127\.0\.0\.1:\d+")
     return proc, int(proc.wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)").group(1))
 
