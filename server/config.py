@@ -129,7 +129,8 @@ class Config:
         self.stats_interval = stats_interval or None
         self.trace_reactor = trace_reactor or None
         self.interface = interface
-        self.mounts = [(normalize_prefix(prefix), app) for prefix, app in mounts]
+        # (prefix, app) or (prefix, app, interface); the prefix normalized ("/api/" → "/api").
+        self.mounts = [(normalize_prefix(prefix), *rest) for prefix, *rest in mounts]
         self.threads = threads
         self.wsgi_queue_size = wsgi_queue_size
         self.uds = uds
