@@ -19,7 +19,7 @@ from typing import Any
 from server.asgi_http import Channel, RequestCycle
 from server.config import Config
 from server.importer import load_app
-from server.interface import ASGI2Middleware, detect_interface
+from server.interface import ASGI2Middleware, InterfaceError, detect_interface
 from server.middleware import warn_cors_for_wsgi, wrap_asgi_app
 from server.mount import Mounts, Runner, not_found
 from server.state import ServerState
@@ -57,10 +57,7 @@ class AppSet:
         self.main: tuple[str, Any] | None = None
         if config.app is not None:
             self.main = _classify(config.load(), config.interface)
-        self.mounts = [
-            (prefix, _classify(load_app(app, config.app_dir), "auto"))
-            for prefix, app in config.mounts
-        ]
+        self.mounts = [_load_mount(config, *mount) for mount in config.mounts]
         self.pool: WorkerPool | None = None
 
     @property
@@ -103,6 +100,13 @@ class AppSet:
         """Stop the worker threads (after the graceful wait; stuck ones are left as daemons)."""
         if self.pool is not None:
             self.pool.shutdown()
+
+
+def _load_mount(config: Config, prefix: str, app: Any, interface: str = "auto") -> tuple[str, tuple[str, Any]]:
+    try:
+        return prefix, _classify(load_app(app, config.app_dir), interface)
+    except InterfaceError as exc:
+        raise InterfaceError(f"{exc} For the app mounted at {prefix}: --mount {prefix}=MODULE:APP:INTERFACE.")
 
 
 def _classify(app: Any, interface: str) -> tuple[str, Any]:
