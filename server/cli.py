@@ -35,14 +35,19 @@ def _limit(value: str) -> int | None:
     return number or None
 
 
-def _mount(value: str) -> tuple[str, str]:
+def _mount(value: str) -> tuple[str, ...]:
+    """``/PREFIX=MODULE:APP``, optionally ``:INTERFACE`` (when auto-detection cannot tell)."""
     prefix, sep, app = value.partition("=")
     if not sep or not app:
-        raise argparse.ArgumentTypeError(f"expected /PREFIX=MODULE:APP, got {value!r}")
+        raise argparse.ArgumentTypeError(f"expected /PREFIX=MODULE:APP[:INTERFACE], got {value!r}")
     try:
-        return normalize_prefix(prefix), app
+        prefix = normalize_prefix(prefix)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc))
+    target, _, interface = app.rpartition(":")
+    if target.count(":") == 1 and interface in INTERFACES:
+        return prefix, target, interface
+    return prefix, app
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         type=_mount,
         default=[],
-        metavar="/PREFIX=MODULE:APP",
+        metavar="/PREFIX=MODULE:APP[:INTERFACE]",
         help="also serve this ASGI or WSGI app below /PREFIX (repeatable; the longest prefix wins)",
     )
     p.add_argument("--threads", type=int, default=8, help="worker threads running WSGI apps")
