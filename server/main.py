@@ -64,6 +64,9 @@ class Server:
         self._stop: asyncio.Future | None = None
         self._forced: asyncio.Future | None = None
         self._signals = 0
+        # Called in the reactor thread when --limit-max-requests is reached, as the server
+        # begins to retire (a supervisor starts the replacement then, not after the exit).
+        self.on_retire: Callable[[], None] | None = None
 
     # -- public API (any thread) ---------------------------------------------------------------
 
@@ -277,6 +280,8 @@ class Server:
     def _retire(self) -> None:
         limit = self.config.limit_max_requests
         error_logger.info("Served %d requests (--limit-max-requests); shutting down gracefully.", limit)
+        if self.on_retire is not None:
+            self.on_retire()
         self._begin_shutdown(False)
 
     def _begin_shutdown(self, force: bool) -> None:

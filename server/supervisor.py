@@ -15,11 +15,12 @@ Signals (to the supervisor):
   only once every one of them reports ready are the old ones told to stop, so there is no
   moment without a worker accepting. If a new worker fails to start, the old ones stay.
 
-Workers report ready by writing a byte to a pipe once listening. A worker that exits
-unasked is replaced (one that exits after ``--limit-max-requests`` is retiring on purpose);
-one that exits before it was ever ready means the app cannot start, so the supervisor gives
-up with that exit status instead of forking failures in a loop — except with ``--reload``,
-where the next file change will try again.
+Workers report on a pipe: ``1`` once listening (ready), ``r`` when ``--limit-max-requests``
+makes them retire — the replacement is started right then, while the old worker finishes
+its requests, rather than after it exits. A worker that exits unasked is replaced; one that
+exits before it was ever ready means the app cannot start, so the supervisor gives up with
+that exit status instead of forking failures in a loop — except with ``--reload``, where
+the next file change will try again.
 
 Workers ignore SIGINT and SIGHUP: a Ctrl+C in the terminal reaches the whole process group,
 and only the supervisor should act on it.
@@ -37,7 +38,7 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any
 
 from server.config import Config
 from server.logging import configure_logging, error_logger
@@ -61,11 +62,12 @@ def serve(config: Config) -> int:
 
 
 class Worker:
-    __slots__ = ("pid", "ready_fd", "ready", "generation", "kill_at")
+    __slots__ = ("pid", "ready_fd", "reporting", "ready", "generation", "kill_at")
 
     def __init__(self, pid: int, ready_fd: int, generation: int) -> None:
         self.pid = pid
         self.ready_fd = ready_fd
+        self.reporting = True  # its end of the pipe is open
         self.ready = False
         self.generation = generation
         self.kill_at: float | None = None  # set once told to stop
@@ -135,16 +137,25 @@ class Supervisor:
         deadlines = [w.kill_at for w in self.workers.values() if w.kill_at is not None]
         if deadlines:
             timeout = max(0.0, min(timeout, min(deadlines) - time.monotonic()))
-        pending = [w.ready_fd for w in self.workers.values() if not w.ready]
-        readable, _, _ = select.select([self._wake_r, *pending], [], [], timeout)
-        for fd in readable:
-            if fd == self._wake_r:
-                while _read(fd):
-                    pass  # the handlers already queued the signals; just empty the pipe
-        for worker in self.workers.values():
-            if worker.ready_fd in readable and _read(worker.ready_fd):
-                worker.ready = True
-                error_logger.info("Worker [%d] ready", worker.pid)
+        reporting = [w.ready_fd for w in self.workers.values() if w.reporting]
+        readable, _, _ = select.select([self._wake_r, *reporting], [], [], timeout)
+        if self._wake_r in readable:
+            while _read(self._wake_r):
+                pass  # the handlers already queued the signals; just empty the pipe
+        for worker in list(self.workers.values()):
+            if worker.ready_fd in readable:
+                self._report(worker, _read(worker.ready_fd))
+
+    def _report(self, worker: Worker, data: bytes) -> None:
+        if not data:
+            worker.reporting = False  # it is exiting; the reap will tell how
+        if b"1" in data:
+            worker.ready = True
+            error_logger.info("Worker [%d] ready", worker.pid)
+        if b"r" in data and not self.stopping and worker.kill_at is None:
+            error_logger.info("Worker [%d] is retiring; starting a new one.", worker.pid)
+            worker.kill_at = time.monotonic() + self.config.timeout_graceful_shutdown + KILL_MARGIN
+            self._spawn(worker.generation)
 
     def _handle_signals(self) -> None:
         signals, self._signals = self._signals, []
@@ -258,19 +269,15 @@ class Supervisor:
         pid = os.fork()
         if pid == 0:  # the worker
             os.close(ready_r)
-
-            def ready() -> None:
-                os.write(ready_w, b"1")
-
-            self._run_worker(ready)
+            self._run_worker(ready_w)
         os.close(ready_w)
         self.workers[pid] = Worker(pid, ready_r, generation)
         error_logger.info("Started worker [%d]", pid)
 
     # -- a worker process, right after fork ----------------------------------------------------
 
-    def _run_worker(self, ready: Callable[[], None]) -> None:
-        """Serve on the inherited sockets; never returns (``os._exit``)."""
+    def _run_worker(self, report_fd: int) -> None:
+        """Serve on the inherited sockets, reporting on ``report_fd``; never returns (``os._exit``)."""
         code = 1
         try:
             signal.set_wakeup_fd(-1)
@@ -282,7 +289,9 @@ class Supervisor:
             os.close(self._wake_w)
             for other in self.workers.values():
                 os.close(other.ready_fd)
-            code = Server(self.config, self.sockets).run(ready=ready)
+            server = Server(self.config, self.sockets)
+            server.on_retire = lambda: _write(report_fd, b"r")
+            code = server.run(ready=lambda: _write(report_fd, b"1"))
         except BaseException:
             traceback.print_exc()
         finally:
@@ -296,6 +305,10 @@ def _read(fd: int) -> bytes:
         return os.read(fd, 512)
     except BlockingIOError:
         return b""
+
+
+def _write(fd: int, data: bytes) -> None:
+    os.write(fd, data)
 
 
 def _kill(pid: int, sig: int) -> None:

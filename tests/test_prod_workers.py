@@ -128,10 +128,18 @@ def test_limit_max_requests_recycles_the_worker(procs):
     proc, port, pids = start("--workers", "1", "--limit-max-requests", "3")
     procs.append(proc)
     first = served_by(port)
-    assert [served_by(port) for _ in range(2)] == [first, first]
+    assert served_by(port) == first
+    slow: list[httpx.Response] = []
+    third = threading.Thread(target=lambda: slow.append(httpx.get(f"http://127.0.0.1:{port}/?sleep=3", timeout=10)))
+    third.start()
     proc.wait_for(r"Served 3 requests \(--limit-max-requests\)")
-    proc.wait_for(rf"Worker \[{first}\] exited \(exit status 0\); starting a new one")
-    assert served_by(port) != first  # waited in the backlog for the replacement, not refused
+    proc.wait_for(rf"Worker \[{first}\] is retiring; starting a new one")
+    # The replacement serves while the retiring worker is still finishing its slow request.
+    assert served_by(port) != first
+    assert not slow
+    third.join(10)
+    assert slow and slow[0].status_code == 200
+    proc.wait_for(rf"Worker \[{first}\] stopped \(exit status 0\)")
 
 
 def test_limit_max_requests_alone_runs_under_the_supervisor(procs):
