@@ -10,7 +10,7 @@ import sys
 from typing import NoReturn, Sequence
 
 from server.cli_production import add_production_arguments, production_options
-from server.config import LIFESPAN_MODES, LOG_LEVELS, Config
+from server.config import HTTP_ENGINES, LIFESPAN_MODES, LOG_LEVELS, Config
 from server.config_file import ConfigFileError, apply_file_and_env
 from server.envfile import EnvFileError
 from server.interface import INTERFACES
@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date-header", action=argparse.BooleanOptionalAction, default=True, help="send Date")
     p.add_argument("--selector", default=None, help="reactor selector (epoll, kqueue, poll, select, devpoll)")
     p.add_argument("--backlog", type=int, default=2048, help="listen backlog")
+    p.add_argument(
+        "--http", choices=HTTP_ENGINES, default="h11", help="HTTP/1.1 parser: h11, or fast (server/fastparse)"
+    )
     p.add_argument(
         "--interface", choices=INTERFACES, default="auto", help="the app's protocol (auto: detect)"
     )
@@ -206,6 +209,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         date_header=args.date_header,
         selector=args.selector,
         backlog=args.backlog,
+        http=args.http,
         interface=args.interface,
         mounts=args.mounts,
         threads=args.threads,
