@@ -24,6 +24,7 @@ from server.apps import AppSet
 from server.config import Config
 from server.envfile import EnvFileError
 from server.http11 import H11Protocol
+from server.http_fast import FastProtocol
 from server.importer import ImportFromStringError
 from server.interface import InterfaceError
 from server.lifespan import Lifespan
@@ -223,8 +224,10 @@ class Server:
         if apps.pool is not None:
             self.observer.pool_statistics = apps.pool.statistics  # the stats endpoint shows the WSGI pool
 
+        protocol_class = FastProtocol if config.http == "fast" else H11Protocol  # --http
+
         def protocol_factory() -> H11Protocol:
-            return H11Protocol(config, state, runner, loop)
+            return protocol_class(config, state, runner, loop)
 
         factory: Callable[[], asyncio.BaseProtocol] = protocol_factory
         if self._ssl_context is not None:
