@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from server import Config, Server
+from server.config import HTTP_ENGINES
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.005) -> Any:
@@ -54,14 +55,21 @@ def no_leftover_server_threads() -> Iterator[None]:
     wait_until(lambda: not [t for t in threading.enumerate() if t.name == "treadle-reactor"], timeout=10)
 
 
+@pytest.fixture(params=HTTP_ENGINES)
+def http_engine(request: pytest.FixtureRequest) -> str:
+    """Every test that starts a server runs once per HTTP/1.1 engine (--http h11 and fast)."""
+    return request.param
+
+
 @pytest.fixture
-def serve() -> Iterator[Callable[..., RunningServer]]:
+def serve(http_engine: str) -> Iterator[Callable[..., RunningServer]]:
     """``serve(app, **config_options)`` starts a server; all are stopped at teardown."""
     started: list[RunningServer] = []
 
     def start(app: Any, **options: Any) -> RunningServer:
         options.setdefault("port", 0)
         options.setdefault("lifespan", "off")
+        options.setdefault("http", http_engine)
         server = Server(Config(app, **options))
         server.start()
         running = RunningServer(server)

@@ -23,11 +23,15 @@ def _assert_still_serving(srv):
         (b"GET / HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501),  # RFC 9112 6.1
+        # Transfer-Encoding not ending in chunked: RFC 9112 6.3 (4) says 400, which the fast engine
+        # answers; h11 answers 501 (RFC 9112 6.1: a transfer coding it does not implement).
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", {"h11": 501, "fast": 400}),
         (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
     ],
 )
-def test_malformed_request_is_4xx_with_close(serve, raw, status):
+def test_malformed_request_is_4xx_with_close(serve, http_engine, raw, status):
+    if isinstance(status, dict):
+        status = status[http_engine]
     srv = serve(text_app())
     with srv.connect() as c:
         c.send(raw)
