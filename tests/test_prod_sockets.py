@@ -120,17 +120,17 @@ def test_backlog_reaches_listen():
         sockets[0].close()
 
 
-def test_port_in_use_is_one_line_and_exit_1():
+@pytest.mark.parametrize("extra", [[], ["--workers", "2"]], ids=["single", "supervisor"])
+def test_port_in_use_is_one_line_and_exit_1(extra):
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     port = taken.getsockname()[1]
-    proc = Proc.treadle("prod_apps:info", "--port", str(port))
+    proc = Proc.treadle("prod_apps:info", "--port", str(port), *extra)
     try:
         assert proc.finish() == 1
-        errors = [line for line in proc.seen if "ERROR" in line]
-        assert len(errors) == 1, proc.output()
-        assert f"Cannot listen on 127.0.0.1:{port}: Address already in use" in errors[0]
+        assert len(proc.seen) == 1, proc.output()
+        assert f"Cannot listen on 127.0.0.1:{port}: Address already in use" in proc.seen[0]
     finally:
         taken.close()
         proc.kill_group()

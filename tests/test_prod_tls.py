@@ -154,8 +154,7 @@ def test_bad_certificate_is_one_line_and_exit_1(tmp_path):
     proc = Proc.treadle("prod_apps:info", "--port", "0", "--ssl-certfile", str(tmp_path / "nope.pem"))
     try:
         assert proc.finish() == 1
-        errors = [line for line in proc.seen if "ERROR" in line]
-        assert len(errors) == 1 and "Cannot load TLS certificate" in errors[0], proc.output()
+        assert len(proc.seen) == 1 and "Cannot load TLS certificate" in proc.seen[0], proc.output()
     finally:
         proc.kill_group()
 
@@ -170,3 +169,22 @@ def test_cli_serves_https(certs):
         assert json.loads(response.text)["scheme"] == "https"
     finally:
         proc.kill_group()
+
+
+def test_wsgi_and_websocket_scopes_say_https_and_wss(serve, certs):
+    from websockets.sync.client import connect
+    from wsgi_apps import environ_app
+
+    wsgi = serve(environ_app, interface="wsgi", **tls_options(certs))
+    environ = httpx.get(f"https://127.0.0.1:{wsgi.port}/", verify=client_context(certs), timeout=5).json()
+    assert environ["wsgi.url_scheme"] == "https"
+
+    async def ws_app(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": scope["scheme"]})
+        await send({"type": "websocket.close"})
+
+    ws = serve(ws_app, **tls_options(certs))
+    with connect(f"wss://127.0.0.1:{ws.port}/", ssl=client_context(certs), open_timeout=5) as conn:
+        assert conn.recv(timeout=5) == "wss"

@@ -156,3 +156,20 @@ def test_worker_that_cannot_start_stops_the_supervisor():
         assert "failed to start (exit status 3)" in proc.output()
     finally:
         proc.kill_group()
+
+
+def test_second_signal_kills_workers_that_are_stuck(procs):
+    proc, port, pids = start("--workers", "2")
+    procs.append(proc)
+    url = f"http://127.0.0.1:{port}/?block=60"
+    stuck = threading.Thread(target=lambda: pytest.raises(httpx.HTTPError, httpx.get, url, timeout=20))
+    stuck.start()
+    blocked = int(proc.wait_for(r"blocking (\d+)").group(1))  # that worker's event loop cannot shut down
+    proc.signal(signal.SIGTERM)
+    (other,) = pids - {blocked}
+    proc.wait_for(rf"Worker \[{other}\] stopped \(exit status 0\)")
+    proc.signal(signal.SIGTERM)
+    proc.wait_for(r"Received SIGTERM again; killing workers")
+    assert proc.finish() == 0
+    assert f"Worker [{blocked}] stopped (killed by SIGKILL)" in proc.output()
+    stuck.join(10)
