@@ -10,7 +10,7 @@ an ASGI cycle would. See docs/wsgi.md for the picture.
 
 Discussion — the common case costs one cross-thread call. An app returning a list of
 bytes (or any iterable yielding one chunk) hands status, headers and the whole body to
-the reactor in a single ``call_soon_threadsafe``; the reactor adds ``Content-Length``
+the reactor in a single post to the loop's ``Inbox``; the reactor adds ``Content-Length``
 and the connection writes head and body with one ``transport.write``. Later pieces
 coalesce: while a flush is pending, the worker only appends.
 
@@ -30,6 +30,7 @@ import threading
 from typing import Any, Iterable
 
 from server.asgi_http import BODY, DONE, START, Channel, ClientDisconnected
+from server.handoff import Inbox
 from server.logging import error_logger
 from server.threadpool import WorkerPool
 from server.types import Receive, Scope, Send
@@ -81,18 +82,18 @@ class FileWrapper:
 class WsgiRunner:
     """Starts WSGI requests on the pool; answers 503 when its queue is full (reactor thread)."""
 
-    __slots__ = ("app", "loop", "pool")
+    __slots__ = ("app", "inbox", "pool")
 
-    def __init__(self, app: Any, loop: Any, pool: WorkerPool) -> None:
+    def __init__(self, app: Any, inbox: Inbox, pool: WorkerPool) -> None:
         self.app = app
-        self.loop = loop
+        self.inbox = inbox
         self.pool = pool
 
     def start(self, scope: Scope, channel: Channel) -> WsgiCycle:
         cycle = WsgiCycle(self, scope, channel)
         if not self.pool.submit(cycle):
             # The connection learns of the cycle when this returns; answer just after.
-            self.loop.call_soon(cycle.reject_busy)
+            self.inbox.loop.call_soon(cycle.reject_busy)
         return cycle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,6 +106,7 @@ class WsgiCycle:
     __slots__ = (
         "app",
         "loop",
+        "inbox",
         "scope",
         "channel",
         "input",
@@ -131,7 +133,8 @@ class WsgiCycle:
 
     def __init__(self, runner: WsgiRunner, scope: Scope, channel: Channel) -> None:
         self.app = runner.app
-        self.loop = runner.loop
+        self.inbox = runner.inbox
+        self.loop = runner.inbox.loop
         self.scope = scope
         self.channel = channel
         self.input = WsgiInput(self._ask_for_body)
@@ -403,7 +406,7 @@ class WsgiCycle:
             self._scheduled = True
         if schedule:
             try:
-                self.loop.call_soon_threadsafe(self._flush)
+                self.inbox.post(self._flush)
             except RuntimeError:  # the loop has closed: the server is gone
                 raise ClientDisconnected("The server shut down.")
         if end != _MORE:
@@ -419,6 +422,6 @@ class WsgiCycle:
 
     def _ask_for_body(self) -> None:
         try:
-            self.loop.call_soon_threadsafe(self._want_body)
+            self.inbox.post(self._want_body)
         except RuntimeError:
             pass  # the loop has closed; the read fails on the disconnect that follows
