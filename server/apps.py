@@ -18,6 +18,7 @@ from typing import Any
 
 from server.asgi_http import Channel, RequestCycle
 from server.config import Config
+from server.handoff import Inbox
 from server.importer import load_app
 from server.interface import ASGI2Middleware, InterfaceError, detect_interface
 from server.middleware import warn_cors_for_wsgi, wrap_asgi_app
@@ -59,6 +60,7 @@ class AppSet:
             self.main = _classify(config.load(), config.interface)
         self.mounts = [_load_mount(config, *mount) for mount in config.mounts]
         self.pool: WorkerPool | None = None
+        self.inbox: Inbox | None = None  # the workers' way back to the loop, shared by every WSGI app
 
     @property
     def lifespan_app(self) -> Any:
@@ -86,7 +88,8 @@ class AppSet:
         if self.pool is None:
             self.pool = WorkerPool(self.config.threads, self.config.wsgi_queue_size)
             self.pool.start()
-        return WsgiRunner(app, loop, self.pool)
+            self.inbox = Inbox(loop)
+        return WsgiRunner(app, self.inbox, self.pool)
 
     def idle(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
         """Settles once no WSGI request is queued or running (graceful shutdown waits on it)."""
