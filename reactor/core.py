@@ -33,6 +33,7 @@ from selectors import EVENT_READ, EVENT_WRITE
 from .executor import wrap_concurrent_future
 from .selection import make_selector
 from .timers import TimerHeap
+from .transports import MAX_RECV
 from .waker import Waker
 
 logger = logging.getLogger("reactor")
@@ -77,6 +78,9 @@ class CoreLoop(asyncio.AbstractEventLoop):
         self._asyncgens_shutdown_called = False
         # fd -> transport that owns it, so add_reader/sock_* cannot steal a transport's socket.
         self._transports: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        # One receive buffer for all the loop's socket transports: a loop reads one socket at a
+        # time, and each read copies out what arrived before the next one starts.
+        self._read_buffer = memoryview(bytearray(MAX_RECV))
         self._waker = Waker()
         self._selector.register(self._waker.fd, EVENT_READ, (events.Handle(self._waker.drain, (), self), None))
 
