@@ -23,7 +23,9 @@ that exit status instead of forking failures in a loop — except with ``--reloa
 the next file change will try again.
 
 Workers ignore SIGINT and SIGHUP: a Ctrl+C in the terminal reaches the whole process group,
-and only the supervisor should act on it.
+and only the supervisor should act on it. Workers shut down gracefully if the supervisor
+dies (killed with SIGKILL, say): each watches a "lifeline" pipe only the supervisor holds
+open, which reads as end-of-file once it is gone.
 
 Discussion: the loop is single-threaded and sleeps in ``select`` on the ready pipes and a
 signal wake-up pipe (``signal.set_wakeup_fd``), so signals act immediately and no thread
@@ -36,6 +38,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -85,6 +88,7 @@ class Supervisor:
         self.exit_code = 0
         self._signals: list[int] = []
         self._wake_r = self._wake_w = -1
+        self._lifeline_r = self._lifeline_w = -1
 
     # -- the supervisor process --------------------------------------------------------------
 
@@ -99,6 +103,7 @@ class Supervisor:
             error_logger.error("%s", exc)
             return EXIT_LOAD_ERROR
         self._wake_r, self._wake_w = os.pipe()
+        self._lifeline_r, self._lifeline_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         previous_wakeup = signal.set_wakeup_fd(self._wake_w)
@@ -119,11 +124,13 @@ class Supervisor:
             error_logger.info("Stopping supervisor process [%d]", os.getpid())
             return self.exit_code
         finally:
+            for worker in self.workers.values():  # only after a bug in this loop: no orphans
+                _kill(worker.pid, signal.SIGKILL)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             signal.set_wakeup_fd(previous_wakeup)
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            for fd in (self._wake_r, self._wake_w, self._lifeline_r, self._lifeline_w):
+                os.close(fd)
             for sock in self.sockets:
                 sock.close()
             if config.fd is None:
@@ -161,19 +168,19 @@ class Supervisor:
         signals, self._signals = self._signals, []
         for signum in signals:
             if signum in (signal.SIGINT, signal.SIGTERM):
-                self._stop(signal.Signals(signum).name)
+                self._stop(f"Received {signal.Signals(signum).name}")
             elif signum == signal.SIGHUP and not self.stopping:
                 error_logger.info("Received SIGHUP; reloading workers gracefully.")
                 self._start_reload()
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, why: str) -> None:
         if self.stopping:
-            error_logger.info("Received %s again; killing workers.", reason)
+            error_logger.info("%s again; killing workers.", why)
             for worker in self.workers.values():
                 _kill(worker.pid, signal.SIGKILL)
             return
         self.stopping = True
-        error_logger.info("Received %s; stopping workers gracefully.", reason)
+        error_logger.info("%s; stopping workers gracefully.", why)
         for worker in self.workers.values():
             self._tell_to_stop(worker)
 
@@ -220,7 +227,7 @@ class Supervisor:
                 self._abandon_reload()
             elif self.watcher is None:
                 self.exit_code = code if code > 0 else EXIT_LOAD_ERROR
-                self._stop("a worker start-up failure")
+                self._stop("A worker failed to start")
             else:
                 error_logger.info("Waiting for file changes before trying again.")
         elif worker.generation == self.incoming:
@@ -285,19 +292,31 @@ class Supervisor:
                 signal.signal(sig, signal.SIG_IGN)
             for sig in (signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            for fd in (self._wake_r, self._wake_w, self._lifeline_w):
+                os.close(fd)
             for other in self.workers.values():
                 os.close(other.ready_fd)
             server = Server(self.config, self.sockets)
             server.on_retire = lambda: _write(report_fd, b"r")
-            code = server.run(ready=lambda: _write(report_fd, b"1"))
+
+            def ready() -> None:
+                _write(report_fd, b"1")
+                threading.Thread(target=self._outlive, args=(server,), name="treadle-lifeline", daemon=True).start()
+
+            code = server.run(ready=ready)
         except BaseException:
             traceback.print_exc()
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
+
+    def _outlive(self, server: Server) -> None:
+        """Runs in a worker: wait for the supervisor to die, then shut down gracefully."""
+        while os.read(self._lifeline_r, 1):
+            pass
+        error_logger.warning("The supervisor is gone; shutting down.")
+        server.request_shutdown()
 
 
 def _read(fd: int) -> bytes:

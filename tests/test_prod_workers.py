@@ -173,3 +173,25 @@ def test_second_signal_kills_workers_that_are_stuck(procs):
     assert proc.finish() == 0
     assert f"Worker [{blocked}] stopped (killed by SIGKILL)" in proc.output()
     stuck.join(10)
+
+
+def process_gone(pid: int) -> bool:
+    """Exited (a zombie waiting for whoever adopted it counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
+def test_workers_shut_down_when_the_supervisor_is_killed(procs):
+    proc, port, pids = start("--workers", "2")
+    procs.append(proc)
+    proc.signal(signal.SIGKILL)
+    gone = r"The supervisor is gone; shutting down\."
+    proc.wait_for(gone, after=proc.seen.index(proc.wait_for(gone).string) + 1)  # from both workers
+    deadline = time.monotonic() + 10
+    while not all(process_gone(pid) for pid in pids):
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.05)
