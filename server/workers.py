@@ -10,7 +10,6 @@ bound. What is taken from gunicorn's configuration:
 | ``--keep-alive`` | ``timeout_keep_alive`` |
 | ``--graceful-timeout`` | ``timeout_graceful_shutdown`` |
 | ``--max-requests`` (+ jitter) | ``limit_max_requests``: the worker exits, gunicorn replaces it |
-| ``--limit-request-line`` + fields size | ``limit_request_head_size`` |
 | ``--certfile --keyfile --ca-certs --cert-reqs --ciphers`` | TLS |
 | ``--forwarded-allow-ips`` | proxy headers, trusted from those addresses |
 | ``--log-level``, ``--access-logfile`` | the ``treadle.error`` / ``treadle.access`` loggers use gunicorn's handlers |
@@ -67,13 +66,10 @@ def _config(worker: Worker) -> Config:
     options: dict[str, Any] = {
         "timeout_keep_alive": cfg.keepalive,
         "timeout_graceful_shutdown": cfg.graceful_timeout,
-        "limit_request_head_size": cfg.limit_request_line + cfg.limit_request_field_size,
         "limit_max_requests": worker.max_requests if worker.max_requests < sys.maxsize else None,
         "proxy_headers": True,
         "forwarded_allow_ips": ",".join(cfg.forwarded_allow_ips),
-        "log_level": None,  # gunicorn's logging set-up stays in charge
         "access_log": bool(cfg.accesslog),
-        "lifespan": "auto",
     }
     if cfg.is_ssl:
         options.update(
