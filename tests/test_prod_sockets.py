@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 
@@ -108,6 +109,7 @@ def test_reuse_port_lets_two_servers_share_a_port(serve):
         serve(info, port=first.port)  # without the option the port is taken
 
 
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2) to read a listener's backlog")
 def test_backlog_reaches_listen():
     sockets = bind_sockets(Config(info, port=0, backlog=37))
     try:
