@@ -14,6 +14,7 @@ Response states, in the only order the spec allows::
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from typing import Any, Awaitable, Iterable, Protocol
 
@@ -47,6 +48,9 @@ class Channel(Protocol):
 
     def want_body(self, cycle: RequestCycle) -> None:
         """The app is waiting for body: send 100 Continue if owed, resume reading."""
+
+    def send_file(self, cycle: Any, file: Any, offset: int, count: int) -> Awaitable[None]:
+        """Send ``count`` bytes of ``file`` from ``offset`` as more body (zerocopysend)."""
 
     def send_error_response(self, cycle: RequestCycle, status: int) -> None:
         """Answer on the app's behalf (it failed before starting a response)."""
@@ -167,6 +171,18 @@ class RequestCycle:
             self.body_delivered = True
         return {"type": "http.request", "body": data, "more_body": more}
 
+    async def _send_file(self, message: Message) -> None:
+        """``http.response.zerocopysend``: ``offset`` defaults to the file's position, ``count``
+        to the rest of the file."""
+        file = message["file"]
+        offset = message.get("offset")
+        if offset is None:
+            offset = file.tell()
+        count = message.get("count")
+        if count is None:
+            count = os.fstat(file.fileno()).st_size - offset
+        await self.channel.send_file(self, file, offset, count)
+
     async def send(self, message: Message) -> None:
         if not isinstance(message, Mapping) or "type" not in message:
             raise RuntimeError(f"ASGI message must be a dict with a 'type' key, got {message!r}.")
@@ -175,6 +191,10 @@ class RequestCycle:
             raise ClientDisconnected("The client disconnected.")
         state = self.response_state
         if state == BODY:
+            if mtype == "http.response.zerocopysend":
+                # The file's bytes go first; an empty body message then ends or continues the body.
+                await self._send_file(message)
+                mtype, message = "http.response.body", {"more_body": message.get("more_body", False)}
             if mtype != "http.response.body":
                 raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{mtype}'.")
             body = message.get("body", b"")
