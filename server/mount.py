@@ -62,6 +62,9 @@ class Mounts:
 
 async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """The main app when only mounts were given."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1000})  # refused before accept: 403
+        return
     body = b"404 Not Found\n"
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": 404, "headers": headers})

@@ -107,3 +107,20 @@ def test_fastapi_and_flask_on_one_port(serve):
         assert client.post("/legacy/form", data={"k": "v"}).json() == {"k": "v"}
         assert client.get("/missing").status_code == 404  # FastAPI's own 404
         assert client.get("/legacy/missing").status_code == 404  # Flask's
+
+
+def test_websockets_are_routed_by_prefix_and_refused_by_wsgi_apps(serve):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+    from ws_helpers import echo_app, ws_url
+
+    srv = serve(None, mounts=[("/live", echo_app), ("/site", hello)])
+    with connect(ws_url(srv, "/live/feed")) as ws:
+        ws.send("ping")
+        assert ws.recv(timeout=5) == "ping"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws_url(srv, "/site/feed"), open_timeout=5)
+    assert refused.value.response.status_code == 403
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws_url(srv, "/elsewhere"), open_timeout=5)  # no main app
+    assert refused.value.response.status_code == 403
