@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import re
@@ -260,3 +261,13 @@ def test_summary_line_reports_the_loop_over_the_last_interval():
                                          "callback_time_s": 9.1}}
     assert "loop 10 polls, 2.00 events/poll, 10% busy" in summary_line(now, earlier)
     assert "loop 110 polls, 0.64 events/poll, 83% busy" in summary_line(now)
+
+
+def test_nothing_is_installed_on_the_loop_unless_asked(serve, tmp_path):
+    plain = serve(text_app())
+    assert type(plain.server.loop._selector).__module__ == "selectors"  # the real selector, unwrapped
+    assert type(plain.server.loop._ready) is collections.deque
+    assert plain.server.observer.snapshot().keys() == {"server"}
+    traced = serve(text_app(), stats_port=0, trace_reactor=str(tmp_path / "t.jsonl"))
+    assert type(traced.server.loop._selector).__module__ == "reactor.introspect"
+    assert type(traced.server.loop._ready) is not collections.deque
