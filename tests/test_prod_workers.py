@@ -104,7 +104,9 @@ def test_sighup_reload_under_load_loses_no_request(procs):
         for client in clients:
             client.join(10)
     assert failures == []
-    assert not old & set(results[after_reload:])
+    # Each client may have had one response from an old worker in hand while the reload ended.
+    late = results[after_reload + len(clients) :]
+    assert not old & set(late), (old, late)
 
 
 def test_sigterm_lets_requests_in_flight_finish(procs):
