@@ -45,6 +45,9 @@ class StatsEndpoint:
 class _Handler(BaseHTTPRequestHandler):
     snapshot: Callable[[], dict[str, Any]]
     server_version = "treadle-stats"
+    # One request at a time: a client that connects and says nothing may hold the endpoint
+    # (and the server's shutdown, which waits for it) this long, no longer.
+    timeout = 2.0
 
     def do_GET(self) -> None:
         path = self.path.partition("?")[0]

@@ -6,7 +6,9 @@ import collections
 import json
 import logging
 import re
+import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -271,3 +273,12 @@ def test_nothing_is_installed_on_the_loop_unless_asked(serve, tmp_path):
     traced = serve(text_app(), stats_port=0, trace_reactor=str(tmp_path / "t.jsonl"))
     assert type(traced.server.loop._selector).__module__ == "reactor.introspect"
     assert type(traced.server.loop._ready) is not collections.deque
+
+
+def test_a_silent_client_cannot_hold_the_stats_endpoint_or_shutdown(serve):
+    srv = serve(text_app(), stats_port=0)
+    host, port = srv.server.observer.endpoint.address
+    with socket.create_connection((host, port)):
+        started = time.monotonic()
+        srv.stop()
+        assert time.monotonic() - started < 5
