@@ -169,6 +169,11 @@ class Config:
         self._ssl_context: ssl.SSLContext | None = None
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
+        if workers > 1 and stats_port:
+            # Each worker is a process with its own counters and endpoint: they cannot share a port.
+            raise ValueError("with workers, use stats_port 0 (each worker logs the free port it took)")
+        if workers > 1 and trace_reactor not in (None, "", "-"):
+            raise ValueError("with workers, trace the reactor to stderr (--trace-reactor alone), not to one file")
         if reload and workers > 1:
             raise ValueError("reload runs a single worker: use either reload or workers")
         check_credentials(self.cors_allow_origins, cors_allow_credentials)
