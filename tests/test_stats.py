@@ -16,6 +16,7 @@ import pytest
 from conftest import request, text_app, wait_until
 
 from server.cli import build_parser, config_from_args
+from server.config import Config
 from server.histogram import LatencyHistogram
 from server.observe import summary_line
 from server.stats import ServerStats
@@ -282,3 +283,12 @@ def test_a_silent_client_cannot_hold_the_stats_endpoint_or_shutdown(serve):
         started = time.monotonic()
         srv.stop()
         assert time.monotonic() - started < 5
+
+
+def test_several_workers_cannot_share_a_stats_port_or_a_trace_file():
+    with pytest.raises(ValueError, match="stats_port 0"):
+        Config("app:app", workers=2, stats_port=9100)
+    with pytest.raises(ValueError, match="stderr"):
+        Config("app:app", workers=2, trace_reactor="trace.jsonl")
+    config = Config("app:app", workers=2, stats_port=0, trace_reactor="-")
+    assert (config.stats_port, config.trace_reactor) == (0, "-")
