@@ -619,7 +619,8 @@ class H11Protocol(asyncio.Protocol):
         self.state.stats.response_done(self._status, now - self._start_time, now)
         if not self.config.access_log or not access_logger.isEnabledFor(20):
             return
-        client = self.client
+        cycle = self.cycle
+        client = cycle.scope["client"] if cycle is not None else self.client  # as a trusted proxy said
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d %d %.1fms',
             f"{client[0]}:{client[1]}" if client else "-",

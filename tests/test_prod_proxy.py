@@ -142,3 +142,15 @@ def test_websocket_scope_sees_the_forwarded_client_and_scheme(serve):
     headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
     with connect(f"ws://127.0.0.1:{running.port}/", additional_headers=headers, open_timeout=5) as ws:
         assert ws.recv(timeout=5) == "wss 203.0.113.7"
+
+
+def test_access_log_shows_the_forwarded_client():
+    from prod_support import Proc
+
+    proc = Proc.treadle("prod_apps:info", "--port", "0", "--proxy-headers")
+    try:
+        url = f"http://127.0.0.1:{proc.port()}/logged"
+        httpx.get(url, headers={"X-Forwarded-For": "203.0.113.7"})
+        proc.wait_for(r'203\.0\.113\.7:0 - "GET /logged HTTP/1\.1" 200')
+    finally:
+        proc.kill_group()
