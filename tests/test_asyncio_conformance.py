@@ -36,7 +36,8 @@ KNOWN_DIFFERENCES = {
 }
 
 
-def _known(test_id: str) -> str | None:
+def known_difference(test_id: str) -> str | None:
+    """Why `test_id` may differ on the Reactor, or None when it must not."""
     for pattern, reason in KNOWN_DIFFERENCES.items():
         if fnmatch.fnmatchcase(test_id, pattern):
             return reason
@@ -50,7 +51,7 @@ def results() -> dict:
 
 @pytest.mark.timeout(900)
 def test_what_passes_on_asyncio_passes_on_the_reactor(results) -> None:
-    unexpected = [test_id for test_id in regressions_of(results) if _known(test_id) is None]
+    unexpected = [test_id for test_id in regressions_of(results) if known_difference(test_id) is None]
     report = []
     for test_id in unexpected:
         record = results["reactor"].get(test_id, {"outcome": "missing", "detail": ""})
