@@ -7,13 +7,15 @@ failed; 77 the scenario was skipped because this Treadle lacks a feature it need
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from loadtests.runner import Options, parse_duration, run
+from loadtests.runner import EXIT_SKIPPED, SERVER_STATS, Options, parse_duration, run
 from loadtests.scenarios import SCENARIOS
+from server.observe import summary_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,5 +71,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("INTERRUPTED: server and locust stopped", file=sys.stderr)
         sys.exit(130)
-    print(line + ("" if code == 77 else f"  (report: {args.out / 'report.html'})"))
+    print(line + ("" if code == EXIT_SKIPPED else f"  (report: {args.out / 'report.html'})"))
+    server_stats = args.out / SERVER_STATS
+    if server_stats.exists():
+        # The server's side of the story: its own latency excludes the client's, and its loop's
+        # busy share tells whether the server or Locust was the bottleneck.
+        print("server's view: " + summary_line(json.loads(server_stats.read_text())))
     sys.exit(code)

@@ -1,6 +1,7 @@
 """Run one scenario end to end: server up, Locust headless, everything down, a verdict.
 
-Outputs in ``out``: ``report.html`` (Locust's), ``locust_stats.csv`` and the other CSVs,
+Outputs in ``out``: ``report.html`` (Locust's), ``locust.json`` (its final statistics, which
+the verdict reads), ``locust_stats.csv`` and the other CSVs,
 ``server.log``, ``locust.log``, ``server-stats.json`` (the server's own counters, fetched
 from its ``--stats-port`` before it stops) and ``run.json`` (what ran: options, ports,
 process ids, and the verdict once there is one).
@@ -23,6 +24,7 @@ from loadtests.verdict import judge
 HOST = "127.0.0.1"  # load tests never leave this machine
 START_TIMEOUT = 20.0
 EXIT_SKIPPED = 77  # the automake/meson convention for "skipped", distinct from failure
+SERVER_STATS = "server-stats.json"
 
 
 @dataclass
@@ -42,6 +44,8 @@ def run(scenario: Scenario, options: Options) -> tuple[int, str]:
         return EXIT_SKIPPED, f"SKIPPED: scenario {scenario.name}: {reason}"
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
+    for stale in (SERVER_STATS, "run.json", "locust.json", "locust_failures.csv"):  # a reused --out must not mislead
+        (out / stale).unlink(missing_ok=True)
     port, stats_port = free_port(HOST), free_port(HOST)
     server = Child(
         [
@@ -60,7 +64,8 @@ def run(scenario: Scenario, options: Options) -> tuple[int, str]:
                 sys.executable, "-m", "locust", "-f", str(scenario.locustfile_path), "--headless",
                 "--host", f"http://{HOST}:{port}", "--users", str(options.users),
                 "--spawn-rate", str(options.spawn_rate), "--run-time", options.run_time,
-                "--stop-timeout", "5", "--csv", str(out / "locust"), "--html", str(out / "report.html"),
+                "--stop-timeout", "5", "--csv", str(out / "locust"), "--json-file", str(out / "locust"),
+                "--html", str(out / "report.html"),
                 "--only-summary", "--loglevel", "WARNING",
             ],
             out / "locust.log",
@@ -78,8 +83,8 @@ def run(scenario: Scenario, options: Options) -> tuple[int, str]:
         elif server.exited() is not None:
             code, line = 1, f"FAIL: the server died during the run (exit code {server.exited()}): see {server.log}"
         else:
-            _save_server_stats(stats_port, out / "server-stats.json")
-            verdict = judge(out / "locust_stats.csv", out / "locust_failures.csv", options.p95_budget_ms)
+            _save_server_stats(stats_port, out / SERVER_STATS)
+            verdict = judge(out / "locust.json", out / "locust_failures.csv", options.p95_budget_ms)
             code, line = (0 if verdict.ok else 1), verdict.line
         _write_json(out / "run.json", {**record, "exit_code": code, "verdict": line})
         return code, line

@@ -51,8 +51,9 @@ def test_each_scenario_passes_a_short_run(scenario, tmp_path):
         pytest.skip(result.stdout.strip())
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("PASS: "), result.stdout
+    assert result.stdout.splitlines()[1].startswith("server's view: ")
     assert (tmp_path / "report.html").read_text().lstrip().lower().startswith("<!doctype html")
-    assert judge(tmp_path / "locust_stats.csv", tmp_path / "locust_failures.csv", 10_000).ok
+    assert judge(tmp_path / "locust.json", tmp_path / "locust_failures.csv", 10_000).ok
     server_stats = json.loads((tmp_path / "server-stats.json").read_text())
     assert server_stats["server"]["requests_total"] > 0
     assert server_stats["reactor"]["iterations"] > 0
@@ -62,7 +63,7 @@ def test_each_scenario_passes_a_short_run(scenario, tmp_path):
 def test_failing_requests_fail_the_command(tmp_path):
     result = loadtest(tmp_path, "plaintext", "--app", "loadtests.example_apps:always_500")
     assert result.returncode == 1, result.stdout + result.stderr
-    line = result.stdout.strip().splitlines()[-1]
+    line = result.stdout.splitlines()[0]
     assert line.startswith("FAIL: ") and "requests failed" in line and "500" in line, line
     assert_nothing_left(tmp_path)
 
@@ -102,3 +103,22 @@ def test_parse_duration():
     assert parse_duration("45") == 45
     with pytest.raises(ValueError):
         parse_duration("soon")
+
+
+def write_final(path: Path, *entries: dict) -> Path:
+    path.write_text(json.dumps([{"num_requests": sum(e["response_times"].values()), **e} for e in entries]))
+    return path
+
+
+def test_verdict_reads_locust_final_json(tmp_path):
+    fast = {"num_failures": 0, "response_times": {"1": 90, "2": 5}}
+    slow = {"num_failures": 0, "response_times": {"40": 4, "300": 1}}
+    final = write_final(tmp_path / "locust.json", fast, slow)
+    # 100 requests: the 95th is the last of the 2 ms ones; the 96th..100th are slower.
+    assert judge(final, tmp_path / "none.csv", 2).line == "PASS: 100 requests, 0 failed, p95 2 ms within 2 ms"
+    assert judge(final, tmp_path / "none.csv", 1).line.startswith("FAIL: p95 latency 2 ms is over the budget of 1 ms")
+    broken = write_final(tmp_path / "broken.json", {"num_failures": 3, "response_times": {"1": 10}})
+    line = judge(broken, tmp_path / "none.csv", 100).line
+    assert line == "FAIL: 3 of 10 requests failed, first: (in the last second: see the report)"
+    assert judge(write_final(tmp_path / "empty.json"), tmp_path / "none.csv", 100).line == "FAIL: no request completed"
+    assert "is missing" in judge(tmp_path / "absent.json", tmp_path / "none.csv", 100).line
