@@ -83,6 +83,7 @@ class Supervisor:
         self.sockets: list[Any] = []
         self.workers: dict[int, Worker] = {}
         self.current = 0  # the generation that serves
+        self.generations = 0  # generations started so far (numbers are never reused)
         self.incoming: int | None = None  # the generation being started by a reload
         self.stopping = False
         self.exit_code = 0
@@ -186,9 +187,11 @@ class Supervisor:
 
     def _start_reload(self) -> None:
         if self.incoming is not None:
-            error_logger.info("A reload is already in progress.")
-            return
-        self.incoming = self.current + 1
+            # Its workers load code that is now stale, or are stuck starting: start over.
+            error_logger.info("Abandoning the reload in progress for a new one.")
+            self._abandon_reload()
+        self.generations += 1
+        self.incoming = self.generations
         self._start_generation(self.incoming)
 
     def _check_reload(self) -> None:
@@ -259,8 +262,6 @@ class Supervisor:
         if changed:
             shown = ", ".join(sorted(changed)[:3]) + (" ..." if len(changed) > 3 else "")
             error_logger.info("Detected changes in %s; reloading.", shown)
-            if self.incoming is not None:
-                self._abandon_reload()  # a reload of now-stale files is not worth finishing
             self._start_reload()
 
     def _tell_to_stop(self, worker: Worker) -> None:

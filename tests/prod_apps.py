@@ -19,6 +19,8 @@ async def info(scope, receive, send):
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
+            if message["type"] == "lifespan.startup":  # a slow start, to widen a test's window
+                await asyncio.sleep(float(os.environ.get("TEST_STARTUP_DELAY", "0")))
             await send({"type": message["type"] + ".complete"})
             if message["type"] == "lifespan.shutdown":
                 return

@@ -15,9 +15,9 @@ from prod_support import Proc, get_json
 READY = r"Worker \[(\d+)\] ready"
 
 
-def start(*args: str) -> tuple[Proc, int, set[int]]:
+def start(*args: str, env: dict[str, str] | None = None) -> tuple[Proc, int, set[int]]:
     """A supervisor with ``--workers`` as given; returns it, the port and the ready workers' pids."""
-    proc = Proc.treadle("prod_apps:info", "--port", "0", "--timeout-graceful-shutdown", "5", *args)
+    proc = Proc.treadle("prod_apps:info", "--port", "0", "--timeout-graceful-shutdown", "5", *args, env=env)
     workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
     port = proc.port()
     pids: set[int] = set()
@@ -197,3 +197,19 @@ def test_workers_shut_down_when_the_supervisor_is_killed(procs):
     while not all(process_gone(pid) for pid in pids):
         assert time.monotonic() < deadline, "workers outlived their supervisor"
         time.sleep(0.05)
+
+
+def test_a_second_sighup_restarts_the_reload(procs):
+    proc, port, old = start("--workers", "2", env={"TEST_STARTUP_DELAY": "1"})
+    procs.append(proc)
+    mark = len(proc.seen)
+    proc.signal(signal.SIGHUP)
+    proc.wait_for(r"Received SIGHUP", after=mark)  # the first reload is under way, for a second
+    mark = len(proc.seen)
+    proc.signal(signal.SIGHUP)
+    proc.wait_for(r"Abandoning the reload in progress for a new one\.", after=mark)
+    proc.wait_for(r"Reload complete: 2 new worker\(s\) serving")
+    for pid in old:
+        proc.wait_for(rf"Worker \[{pid}\] stopped \(exit status 0\)")
+    assert served_by(port) not in old
+    assert proc.count(r"Reload complete") == 1
