@@ -231,23 +231,28 @@ class CoreLoop(asyncio.AbstractEventLoop):
     def time(self) -> float:
         return time.monotonic()
 
+    # The scheduling calls below are the loop's hottest code: a busy server makes one per
+    # callback and several per request. Debug-only work (thread and callback checks, trimming
+    # the creation traceback to end at the caller) stays behind one `self._debug` test, and the
+    # closed check is inlined rather than a method call.
+
     def call_soon(self, callback, *args, context=None) -> events.Handle:
-        self._check_closed()
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        handle = events.Handle(callback, args, self, context)
         if self._debug:
             self._check_thread()
             self._check_callback(callback, "call_soon")
-        handle = events.Handle(callback, args, self, context)
-        if handle._source_traceback:
             del handle._source_traceback[-1]
         self._ready.append(handle)
         return handle
 
     def call_soon_threadsafe(self, callback, *args, context=None) -> events.Handle:
-        self._check_closed()
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        handle = events.Handle(callback, args, self, context)
         if self._debug:
             self._check_callback(callback, "call_soon_threadsafe")
-        handle = events.Handle(callback, args, self, context)
-        if handle._source_traceback:
             del handle._source_traceback[-1]
         # deque.append is atomic, so the queue itself needs no lock; the wake-up makes a
         # loop blocked in select() see the new entry at once.
@@ -258,21 +263,21 @@ class CoreLoop(asyncio.AbstractEventLoop):
     def call_later(self, delay, callback, *args, context=None) -> events.TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
-        timer = self.call_at(time.monotonic() + delay, callback, *args, context=context)
-        if timer._source_traceback:
-            del timer._source_traceback[-1]  # this frame: the traceback should end at our caller
-        return timer
+        return self._schedule(time.monotonic() + delay, callback, args, context, "call_later")
 
     def call_at(self, when, callback, *args, context=None) -> events.TimerHandle:
         if when is None:
             raise TypeError("when cannot be None")
-        self._check_closed()
+        return self._schedule(when, callback, args, context, "call_at")
+
+    def _schedule(self, when, callback, args, context, method: str) -> events.TimerHandle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        timer = events.TimerHandle(when, callback, args, self, context)
         if self._debug:
             self._check_thread()
-            self._check_callback(callback, "call_at")
-        timer = events.TimerHandle(when, callback, args, self, context)
-        if timer._source_traceback:
-            del timer._source_traceback[-1]
+            self._check_callback(callback, method)
+            del timer._source_traceback[-2:]  # this frame and call_later/call_at: end at the caller
         self._timers.push(timer)
         return timer
 
