@@ -1,7 +1,10 @@
 """Micro-benchmarks of the event loop itself: the Reactor against asyncio's default loop and uvloop.
 
 Not a test: it prints numbers. Four workloads, each run on every loop in the same process,
-best of several rounds (the least disturbed run):
+best of several rounds, the rounds alternating between loops. Rates are per CPU-second of this
+process (user + system, `time.process_time`), not per wall-clock second: client and server share
+the process and the loop, so CPU time is the loop's cost, and other load on a shared machine
+does not decide the ratios.
 
 * callbacks: a chain of call_soon callbacks, each scheduling the next (the ready queue's cost);
 * timers:    call_later with spread-out delays, plus as many set-and-cancelled timeouts
