@@ -34,7 +34,7 @@ def bind_sockets(config: Any) -> list[socket.socket]:
 
 
 def describe(sock: socket.socket, scheme: str = "http") -> str:
-    """How to reach ``sock``, for the start-up log line: ``http://[::1]:8000``, ``unix:/run/app.sock``."""
+    """How to reach ``sock``, for the start-up log line: ``http://[::1]:8000``, ``http+unix:/run/app.sock``."""
     address = sock.getsockname()
     if sock.family == getattr(socket, "AF_UNIX", None):
         return f"{scheme}+unix:{address}" if address else f"{scheme}+unix:(unnamed)"
