@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--selector", default=None, help="reactor selector (epoll, kqueue, poll, select, devpoll)")
     p.add_argument("--backlog", type=int, default=2048, help="listen backlog")
     p.add_argument(
-        "--http", choices=HTTP_ENGINES, default="h11", help="HTTP/1.1 parser: h11, or fast (server/fastparse)"
+        "--http", choices=HTTP_ENGINES, default="fast", help="HTTP/1.1 parser: fast (server/fastparse), or h11"
     )
     p.add_argument(
         "--interface", choices=INTERFACES, default="auto", help="the app's protocol (auto: detect)"
