@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    servers = all_servers()
+    servers, baseline = all_servers()
     if args.servers:
         wanted = args.servers.split(",")
         servers = [s for s in servers if s.name in wanted]
@@ -159,9 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)),
         "seconds": round(time.time() - started),
         "python": sys.version.split()[0],
+        "baseline": baseline,
     }
     (out / "latest.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    print(write_table(rows, out / "latest.md"))
+    print(write_table(rows, out / "latest.md", baseline))
     print(write_chart(rows, out / "latest.png"))
     return 0
 

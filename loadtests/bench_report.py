@@ -5,19 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-BASELINE = "treadle"
 
-
-def _baseline(rows: list[dict[str, Any]], scenario: str, key: str) -> float | None:
+def _baseline(rows: list[dict[str, Any]], scenario: str, key: str, baseline: str) -> float | None:
     for row in rows:
-        if row["scenario"] == scenario and row["server"] == BASELINE and row.get(key):
+        if row["scenario"] == scenario and row["server"] == baseline and row.get(key):
             return float(row[key])
     return None
 
 
-def write_table(rows: list[dict[str, Any]], path: Path) -> str:
+def write_table(rows: list[dict[str, Any]], path: Path, baseline: str) -> str:
+    """A Markdown table; the ratio column is relative to the ``baseline`` server's row."""
     lines = [
-        "| scenario | server | interface | req/s (median) | p99 | vs Treadle | note |",
+        f"| scenario | server | interface | req/s (median) | p99 | vs {baseline} | note |",
         "|---|---|---|---:|---:|---:|---|",
     ]
     for row in rows:
@@ -27,12 +26,12 @@ def write_table(rows: list[dict[str, Any]], path: Path) -> str:
             continue
         note = row.get("note", "")
         if "kib_per_conn" in row:
-            base = _baseline(rows, scenario, "kib_per_conn")
+            base = _baseline(rows, scenario, "kib_per_conn", baseline)
             ratio = f"{row['kib_per_conn'] / base:.2f}x mem" if base else ""
             value = f"{row['kib_per_conn']:.1f} KiB/conn ({row['connections']} conns)"
             lines.append(f"| {scenario} | {server} | {row['interface']} | {value} | | {ratio} | {note} |")
             continue
-        base = _baseline(rows, scenario, "rps")
+        base = _baseline(rows, scenario, "rps", baseline)
         ratio = f"{row['rps'] / base:.2f}x" if base else ""
         # wrk cannot time pipelined requests one by one (it reports 0): no p99 then.
         rps, p99 = f"{row['rps']:,.0f}", f"{row['p99_ms']:.2f} ms" if row["p99_ms"] else "—"
@@ -59,7 +58,7 @@ def write_chart(rows: list[dict[str, Any]], path: Path) -> str:
         key, unit = ("kib_per_conn", "KiB per idle connection") if scenario == "idle-memory" else ("rps", "req/s")
         names = [r["server"] for r in ran]
         values = [r[key] for r in ran]
-        colors = ["#d62728" if n.startswith(BASELINE) else "#1f77b4" for n in names]
+        colors = ["#d62728" if n.startswith("treadle") else "#1f77b4" for n in names]
         ax.barh(names, values, color=colors)
         ax.invert_yaxis()
         ax.set_title(f"{scenario} ({unit})", fontsize=10)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -29,9 +30,13 @@ APPS = {
 IDLE_KEEP_ALIVE = 120  # seconds: idle connections must outlive the memory measurement
 
 
-def _treadle_has_http_flag() -> bool:
-    out = subprocess.run([PY, "-m", "server", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    return "--http " in out.stdout
+def treadle_engines() -> tuple[list[str], str | None]:
+    """Treadle's HTTP engines (from ``--http``) and its default one; ([], None) before --http existed."""
+    out = subprocess.run([PY, "-m", "server", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    match = re.search(r"^\s+--http \{([\w,]+)\}.*?\(default: (\w+)\)", out, re.S | re.M)
+    if match is None:
+        return [], None
+    return match.group(1).split(","), match.group(2)
 
 
 @dataclass
@@ -95,14 +100,15 @@ def _gunicorn(app: str, interface: str, port: int, idle: bool) -> list[str]:
     return argv + (["--keep-alive", str(IDLE_KEEP_ALIVE)] if idle else []) + [app]
 
 
-def all_servers() -> list[ServerSpec]:
-    """Treadle first: the ratio column is relative to it."""
-    wired = _treadle_has_http_flag()
-    treadle = ServerSpec("treadle", ("asgi", "wsgi"), _treadle(None))
-    servers = [treadle]
-    if wired:
-        servers.append(ServerSpec("treadle-h11", ("asgi", "wsgi"), _treadle("h11")))
-        servers.append(ServerSpec("treadle-fast", ("asgi", "wsgi"), _treadle("fast")))
+def all_servers() -> tuple[list[ServerSpec], str]:
+    """The servers, Treadle's engines first, and the name of the row ratios are relative to."""
+    engines, default = treadle_engines()
+    if engines:
+        engines.sort(key=lambda e: e != default)  # the default engine first
+        servers = [ServerSpec(f"treadle-{e}", ("asgi", "wsgi"), _treadle(e)) for e in engines]
+        baseline = f"treadle-{default}"
+    else:
+        servers, baseline = [ServerSpec("treadle", ("asgi", "wsgi"), _treadle(None))], "treadle"
     asgi_only = {"wsgi": "ASGI-only server"}
     wsgi_only = {"asgi": "WSGI-only server"}
     servers += [
@@ -121,7 +127,7 @@ def all_servers() -> list[ServerSpec]:
     ]
     for spec in servers:
         spec.check()
-    return servers
+    return servers, baseline
 
 
 def free_port() -> int:
