@@ -40,6 +40,7 @@ HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
 MAX_BUFFERED_BODY = 64 * 1024  # unread request body before we stop reading the socket
 MAX_PIPELINED = 64 * 1024  # bytes of following requests buffered while one is in flight
+FIRST_REQUEST_GRACE = 1.0  # on shutdown, for a new connection's first bytes (a round trip)
 LINGER_TIME = 2.0  # after an error response, drain the client's input this long (gunicorn)
 
 _REASONS = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
@@ -662,14 +663,22 @@ class H11Protocol(asyncio.Protocol):
         self._set_timer(_LINGER_TIMER, LINGER_TIME)
 
     def shutdown(self) -> None:
-        """Graceful shutdown: close if idle, otherwise close after the current response."""
+        """Graceful shutdown: close if idle between requests; a request being answered, or
+        being received, is served first (and the connection closed after it).
+
+        A connection accepted with no request yet counts as one being received: its client
+        connected while we listened and the request is on its way (closing would lose it —
+        a reload under load shows this). It has ``FIRST_REQUEST_GRACE`` to start sending.
+        """
         if self._closed:
             return
-        cycle = self.cycle
-        if cycle is None or self._discarding:
-            self._close()
-        else:
+        if self.cycle is not None and not self._discarding:
             self._keep_alive = False
+        elif self._timer_kind == _HEADER_TIMER:
+            if not self.conn.trailing_data[0]:
+                self._set_timer(_HEADER_TIMER, min(self.config.timeout_request_header, FIRST_REQUEST_GRACE))
+        else:
+            self._close()
 
     def force_close(self) -> None:
         self._closed = True

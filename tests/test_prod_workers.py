@@ -213,3 +213,35 @@ def test_a_second_sighup_restarts_the_reload(procs):
         proc.wait_for(rf"Worker \[{pid}\] stopped \(exit status 0\)")
     assert served_by(port) not in old
     assert proc.count(r"Reload complete") == 1
+
+
+def test_shutdown_serves_a_connection_accepted_before_its_request_arrived(serve):
+    # The race a reload under load hits: the client is connected (accepted by a worker that
+    # is told to stop a moment later) and its request is still on the way.
+    from conftest import RawClient, request, wait_until
+    from prod_apps import info
+
+    running = serve(info)
+    with RawClient(running.port) as client:
+        wait_until(lambda: len(running.state.connections) == 1)
+        running.server.request_shutdown()
+        wait_until(lambda: running.state.closing)
+        client.send(request("GET", "/late"))
+        response = client.read_response()
+        assert response.status == 200
+        assert response.header(b"connection") == b"close"
+    running.server.join(5)
+    assert not running.server.running
+
+
+def test_shutdown_closes_a_silent_new_connection_after_a_grace(serve):
+    from conftest import RawClient, wait_until
+    from prod_apps import info
+
+    running = serve(info)
+    with RawClient(running.port) as client:
+        wait_until(lambda: len(running.state.connections) == 1)
+        started = time.monotonic()
+        running.server.request_shutdown()
+        assert client.is_closed(timeout=5)
+        assert 0.5 < time.monotonic() - started < 3.0
