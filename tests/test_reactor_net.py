@@ -148,16 +148,19 @@ def test_pause_and_resume_reading(loop) -> None:
         transport.write(b"while paused")
         # The bytes reach the server's socket but not its protocol until reading resumes.
         probe = socket.socket(fileno=os.dup(peer.transport.get_extra_info("socket").fileno()))
+        peeked = b""
         try:
-            for _ in range(500):
+            for _ in range(500):  # up to 5 s for the bytes to cross loopback
                 try:
-                    if probe.recv(64, socket.MSG_PEEK | socket.MSG_DONTWAIT):
-                        break
+                    peeked = probe.recv(64, socket.MSG_PEEK | socket.MSG_DONTWAIT)
                 except BlockingIOError:
-                    pass
-                await asyncio.sleep(0.01)
+                    peeked = b""
+                if len(peeked) == 12:
+                    break
+                await asyncio.sleep(0.01)  # lets the loop run: a paused transport must not read
         finally:
             probe.close()  # closes only the duplicate descriptor
+        assert peeked == b"while paused", "the bytes never reached the server's socket"
         assert bytes(peer.data) == b""
         peer.transport.resume_reading()
         assert peer.transport.is_reading()
