@@ -151,6 +151,7 @@ def test_graceful_shutdown_waits_for_a_worker_whose_client_left(serve):
     wait_until(lambda: not srv.server.state.connections)
     srv.server.request_shutdown()
     wait_until(lambda: srv.server.state.closing)
+    srv.server.join(0.3)  # it has nothing else to wait for, yet must not finish
     assert srv.server.running  # no connection is left, but the worker still runs
     gate.release.set()
     srv.server.join(5)

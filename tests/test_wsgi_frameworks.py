@@ -59,6 +59,7 @@ def _exercise(base_url: str, script: str = "") -> None:
 
         with client.stream("GET", "/download") as resp:
             assert resp.status_code == 200
+            # 1 MB: past the 64 KiB hand-off mark the head must leave before the end, so chunked.
             assert resp.headers.get("transfer-encoding") == "chunked"
             assert b"".join(resp.iter_bytes()) == STREAMED
 
