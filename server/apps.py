@@ -21,6 +21,7 @@ from server.config import Config
 from server.handoff import Inbox
 from server.importer import load_app
 from server.interface import ASGI2Middleware, InterfaceError, detect_interface
+from server.lifespan_group import LifespanGroup
 from server.middleware import warn_cors_for_wsgi, wrap_asgi_app
 from server.mount import Mounts, Runner, not_found
 from server.state import ServerState
@@ -64,13 +65,12 @@ class AppSet:
 
     @property
     def lifespan_app(self) -> Any:
-        """The app the lifespan protocol runs for: the main app, if it is an ASGI one.
-
-        Mounted apps get none: one server-wide startup cannot fail or finish per app.
-        """
-        if self.main is None or self.main[0] == "wsgi":
-            return None
-        return self.main[1]
+        """What the lifespan protocol runs for: every ASGI app, the main one first (or None)."""
+        classified = ([self.main] if self.main is not None else []) + [app for _, app in self.mounts]
+        apps = [app for interface, app in classified if interface != "wsgi"]
+        if len(apps) <= 1:
+            return apps[0] if apps else None
+        return LifespanGroup(apps)
 
     def runner(self, loop: asyncio.AbstractEventLoop, state: ServerState) -> Runner:
         """The object connections hand each request to (call in the reactor thread)."""
