@@ -13,6 +13,11 @@ def _baseline(rows: list[dict[str, Any]], scenario: str, key: str, baseline: str
     return None
 
 
+def _cell(text: str) -> str:
+    """Free text (a server's last log lines) made safe for one table cell."""
+    return " ".join(text.replace("|", "/").split())
+
+
 def write_table(rows: list[dict[str, Any]], path: Path, baseline: str) -> str:
     """A Markdown table; the ratio column is relative to the ``baseline`` server's row."""
     lines = [
@@ -22,9 +27,9 @@ def write_table(rows: list[dict[str, Any]], path: Path, baseline: str) -> str:
     for row in rows:
         scenario, server = row["scenario"], row["server"]
         if "na" in row:
-            lines.append(f"| {scenario} | {server} | | n/a | | | {row['na']} |")
+            lines.append(f"| {scenario} | {server} | | n/a | | | {_cell(row['na'])} |")
             continue
-        note = row.get("note", "")
+        note = _cell(row.get("note", ""))
         if "kib_per_conn" in row:
             base = _baseline(rows, scenario, "kib_per_conn", baseline)
             ratio = f"{row['kib_per_conn'] / base:.2f}x mem" if base else ""
@@ -33,7 +38,7 @@ def write_table(rows: list[dict[str, Any]], path: Path, baseline: str) -> str:
             continue
         base = _baseline(rows, scenario, "rps", baseline)
         ratio = f"{row['rps'] / base:.2f}x" if base else ""
-        # wrk cannot time pipelined requests one by one (it reports 0): no p99 then.
+        # wrk cannot time pipelined requests one by one: no p99 then.
         rps, p99 = f"{row['rps']:,.0f}", f"{row['p99_ms']:.2f} ms" if row["p99_ms"] else "—"
         lines.append(f"| {scenario} | {server} | {row['interface']} | {rps} | {p99} | {ratio} | {note} |")
     text = "\n".join(lines) + "\n"

@@ -81,7 +81,10 @@ def _uvicorn(http: str, loop: str) -> Callable[[str, str, int, bool], list[str]]
 
 def _granian(app: str, interface: str, port: int, idle: bool) -> list[str]:
     argv = [PY, "-m", "granian", "--interface", interface, "--host", "127.0.0.1", "--port", str(port)]
-    return argv + ["--workers", "1", "--http", "1", "--no-access-log", "--log-level", "warning", app]
+    argv += ["--workers", "1", "--http", "1", "--no-access-log", "--log-level", "warning"]
+    if idle:  # granian stops accepting at its backlog (1024) of connections otherwise
+        argv += ["--backlog", "20000", "--backpressure", "20000"]
+    return argv + [app]
 
 
 def _hypercorn(app: str, interface: str, port: int, idle: bool) -> list[str]:
