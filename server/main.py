@@ -64,6 +64,9 @@ class Server:
         self._startup_error: StartupError | None = None
         self._stop: asyncio.Future | None = None
         self._forced: asyncio.Future | None = None
+        # Set by request_shutdown(): None, or whether it was forced. A request that came
+        # before _serve() made its futures (a signal during start-up) is honoured from here.
+        self._shutdown_requested: bool | None = None
         self._signals = 0
         # Called in the reactor thread when --limit-max-requests is reached, as the server
         # begins to retire (a supervisor starts the replacement then, not after the exit).
@@ -115,6 +118,7 @@ class Server:
 
     def request_shutdown(self, force: bool = False) -> None:
         """Begin graceful shutdown (``force``: do not wait for in-flight requests). Thread-safe."""
+        self._shutdown_requested = force or bool(self._shutdown_requested)
         loop = self.loop
         if loop is None or loop.is_closed():
             return
@@ -210,6 +214,8 @@ class Server:
         assert state is not None
         self._stop = loop.create_future()
         self._forced = loop.create_future()
+        if self._shutdown_requested is not None:
+            self._begin_shutdown(self._shutdown_requested)
 
         lifespan = None
         if config.lifespan != "off" and apps.lifespan_app is not None:

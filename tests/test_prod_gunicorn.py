@@ -4,6 +4,7 @@ graceful stop, and the heartbeat that keeps gunicorn's --timeout from killing a 
 from __future__ import annotations
 
 import signal
+import ssl
 import sys
 import threading
 
@@ -74,5 +75,29 @@ def test_gunicorn_replaces_a_worker_whose_event_loop_is_blocked(tmp_path):
             httpx.get(url + "?block=30", timeout=15)
         proc.wait_for(rf"WORKER TIMEOUT \(pid:{first}\)")
         assert get_json(url, headers={"Connection": "close"})["pid"] != first
+    finally:
+        proc.kill_group()
+
+
+def test_gunicorn_tls_settings_reach_the_worker(tmp_path):
+    import json
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(tmp_path / "server.pem")
+    ca.cert_pem.write_to_path(tmp_path / "ca.pem")
+    pem = str(tmp_path / "server.pem")
+    proc = Proc(
+        [sys.executable, "-m", "gunicorn", "-k", "server.workers.TreadleWorker", "-b", "127.0.0.1:0"]
+        + ["--certfile", pem, "--keyfile", pem, "prod_apps:info"]
+    )
+    try:
+        port = int(proc.wait_for(r"Treadle running on https://127\.0\.0\.1:(\d+)").group(1))
+        response = httpx.get(
+            f"https://127.0.0.1:{port}/", verify=ssl.create_default_context(cafile=str(tmp_path / "ca.pem")), timeout=5
+        )
+        assert json.loads(response.text)["scheme"] == "https"
     finally:
         proc.kill_group()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -245,3 +246,27 @@ def test_shutdown_closes_a_silent_new_connection_after_a_grace(serve):
         running.server.request_shutdown()
         assert client.is_closed(timeout=5)
         assert 0.5 < time.monotonic() - started < 3.0
+
+
+def test_server_run_with_workers_from_python(procs):
+    code = "import server; server.run('prod_apps:info', port=0, workers=2)"
+    proc = Proc([sys.executable, "-c", code])
+    procs.append(proc)
+    port = proc.port()
+    proc.wait_for(READY)
+    assert get_json(f"http://127.0.0.1:{port}/")["pid"] != proc.pid
+    proc.signal(signal.SIGTERM)
+    assert proc.finish() == 0
+
+
+def test_a_shutdown_requested_during_start_up_is_not_lost():
+    # A supervisor's SIGTERM can reach a worker that is still importing its app.
+    from prod_apps import info
+
+    from server import Config, Server
+
+    server = Server(Config(info, port=0, lifespan="off"))
+    server.request_shutdown()  # before the loop even exists
+    server.start()
+    server.join(5)
+    assert not server.running
