@@ -150,6 +150,7 @@ class CoreLoop(asyncio.AbstractEventLoop):
             return
         if self._debug:
             logger.debug("Close %r", self)
+        self._release_resources()
         self._closed = True
         self._ready.clear()
         self._timers.clear()
@@ -157,12 +158,12 @@ class CoreLoop(asyncio.AbstractEventLoop):
         self._executor_shutdown_called = True
         if executor is not None:
             executor.shutdown(wait=False)
-        self._close_resources()
         self._selector.close()
         self._waker.close()
 
-    def _close_resources(self) -> None:
-        """Hook for mixins that own OS resources (signal handlers...) released on close()."""
+    def _release_resources(self) -> None:
+        """Called by close() while the loop is still open: each mixin that owns OS resources
+        (signal handlers, child processes...) releases them, then calls super()."""
 
     def _check_closed(self) -> None:
         if self._closed:

@@ -2,7 +2,8 @@
 
     CoreLoop        ready queue, timers, selector dispatch, executor, errors  (core.py)
     SocketOps       sock_recv / sock_sendall / sock_accept / ...             (sockops.py)
-    Networking      getaddrinfo, create_connection/server, TLS, sendfile     (network.py)
+    Networking      getaddrinfo, create_connection/server, TLS               (network.py)
+                    loop.sendfile over a transport                           (sendfile.py)
     SignalHandling  add_signal_handler                                      (signals.py)
     Pipes           connect_read_pipe / connect_write_pipe                   (pipes.py)
     Subprocesses    subprocess_exec / subprocess_shell                       (subprocess.py)
@@ -26,6 +27,3 @@ class Reactor(SignalHandling, Networking, SocketOps, Pipes, Subprocesses, Datagr
     `Reactor(selector="epoll")` picks the readiness backend by name ("epoll", "kqueue",
     "devpoll", "poll" or "select"); the default is the best this OS offers.
     """
-
-    def _close_resources(self) -> None:
-        self._close_signal_handlers()

@@ -112,7 +112,11 @@ class SignalHandling:
                 else:
                     self._ready.append(handle)
 
-    def _close_signal_handlers(self) -> None:
+    def _release_resources(self) -> None:
+        self._remove_all_signal_handlers()
+        super()._release_resources()
+
+    def _remove_all_signal_handlers(self) -> None:
         for sig in list(self.__dict__.get("_signal_handlers") or ()):
             try:
                 self.remove_signal_handler(sig)

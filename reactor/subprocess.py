@@ -366,15 +366,13 @@ class Subprocesses:
             raise
         return transport
 
-    def close(self) -> None:
+    def _release_resources(self) -> None:
         # Before the core closes the selector: kill children still running and hand their
         # reaping to a thread, so closing neither leaves zombies nor waits for a child to die.
-        abandoned = []
-        if not self.is_running() and not self.is_closed():
-            transports = self._subprocess_transports()
-            abandoned = [transport for transport in list(transports) if transport._abandon()]
-            transports.clear()
-        super().close()
+        transports = self._subprocess_transports()
+        abandoned = [transport for transport in list(transports) if transport._abandon()]
+        transports.clear()
         for transport in abandoned:
             warnings.warn(f"event loop closed while {transport!r} was running: killed it",
-                          ResourceWarning, stacklevel=2, source=transport)
+                          ResourceWarning, stacklevel=3, source=transport)
+        super()._release_resources()
