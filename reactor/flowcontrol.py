@@ -1,4 +1,4 @@
-"""Write-side flow control shared by the pipe and datagram transports.
+"""Write-side flow control shared by the socket, pipe and datagram transports.
 
 Every asyncio write transport keeps a buffer of what the OS would not take yet, and tells
 its protocol `pause_writing()` when that buffer grows past a high watermark and

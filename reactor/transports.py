@@ -4,8 +4,8 @@ A `SocketTransport` owns one connected, non-blocking stream socket. Reading: whe
 selector reports it readable, recv and hand the bytes to `protocol.data_received` (or fill
 the protocol's own buffer, for a BufferedProtocol). Writing: `write()` tries `send` at once
 and only buffers what the kernel would not take; the rest goes out when the socket becomes
-writable. Flow control is the watermark pair every asyncio transport has: above the high
-mark the protocol is told `pause_writing()`, below the low mark `resume_writing()`.
+writable. Flow control is the watermark pair every asyncio transport has (flowcontrol.py):
+above the high mark the protocol is told `pause_writing()`, below the low mark `resume_writing()`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ import warnings
 from asyncio import BufferedProtocol
 from asyncio.constants import _SendfileMode
 
+from .flowcontrol import WARN_AFTER_WRITES_TO_CLOSED, WriteFlowControl
+
 # One read takes at most this much: large enough that a fast sender needs few wake-ups.
 # (The loop owns the buffer of this size that the reads go into: see `_read_ready`.)
 MAX_RECV = 256 * 1024
-DEFAULT_HIGH_WATER = 64 * 1024
-# After this many writes to a closed transport, stop saying so (the protocol is not listening).
-_WARN_AFTER_WRITES_TO_CLOSED = 5
 
 
 def _set_nodelay(sock: socket.socket) -> None:
@@ -33,7 +32,7 @@ def _set_nodelay(sock: socket.socket) -> None:
             pass
 
 
-class SocketTransport(asyncio.Transport):
+class SocketTransport(WriteFlowControl, asyncio.Transport):
     """A connected stream socket, driven by the reactor, speaking to one Protocol."""
 
     # asyncio's markers: loop.start_tls() may wrap this transport; loop.sendfile() may use os.sendfile.
@@ -64,11 +63,8 @@ class SocketTransport(asyncio.Transport):
         self._closing = False
         self._eof_written = False
         self._conn_lost = 0
-        self._protocol_paused = False
         self._sendfile_in_progress = False  # set by loop.sendfile while os.sendfile owns the socket
         self._flush_waiters: list[asyncio.Future] = []
-        self._high_water = DEFAULT_HIGH_WATER
-        self._low_water = DEFAULT_HIGH_WATER // 4
         if server is not None:
             server._attach(self)
         loop._transports[self._fd] = self
@@ -205,7 +201,7 @@ class SocketTransport(asyncio.Transport):
         if not data:
             return
         if self._conn_lost:
-            if self._conn_lost >= _WARN_AFTER_WRITES_TO_CLOSED:
+            if self._conn_lost >= WARN_AFTER_WRITES_TO_CLOSED:
                 asyncio.log.logger.warning("socket.send() raised exception.")
             self._conn_lost += 1
             return
@@ -296,48 +292,6 @@ class SocketTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         return len(self._buffer)
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high=None, low=None) -> None:
-        if high is None:
-            high = DEFAULT_HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
-        self._maybe_pause_protocol()
-
-    def _maybe_pause_protocol(self) -> None:
-        if self._protocol_paused or len(self._buffer) <= self._high_water:
-            return
-        self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(
-                {"message": "protocol.pause_writing() failed", "exception": exc,
-                 "transport": self, "protocol": self._protocol}
-            )
-
-    def _maybe_resume_protocol(self) -> None:
-        if not self._protocol_paused or len(self._buffer) > self._low_water:
-            return
-        self._protocol_paused = False
-        try:
-            self._protocol.resume_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(
-                {"message": "protocol.resume_writing() failed", "exception": exc,
-                 "transport": self, "protocol": self._protocol}
-            )
 
     # ------------------------------------------------------------------ closing
 
