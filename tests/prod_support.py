@@ -10,7 +10,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,12 +21,6 @@ import httpx
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Proc:
@@ -139,10 +132,3 @@ def get_json(url: str, **kwargs: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     return json.loads(response.text)
 
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
