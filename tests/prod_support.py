@@ -83,7 +83,7 @@ class Proc:
                 self.seen.append(self.lines.get(timeout=min(remaining, 0.2)))
             except queue.Empty:
                 if self.proc.poll() is not None and self.lines.empty():
-                    time.sleep(0.05)  # let the pump hand over the last lines
+                    self._pump_thread.join(1.0)  # it hands over the last lines, then ends at EOF
                     if self.lines.empty():
                         raise AssertionError(f"{pattern!r} not seen; exited {self.proc.returncode}:\n{self.output()}")
 
