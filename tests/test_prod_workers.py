@@ -11,6 +11,7 @@ import time
 
 import httpx
 import pytest
+from conftest import RawClient, request, wait_until
 from prod_support import Proc, get_json
 
 READY = r"Worker \[(\d+)\] ready"
@@ -90,16 +91,14 @@ def test_sighup_reload_under_load_loses_no_request(procs):
     for client in clients:
         client.start()
     try:
-        while len(results) < 20:  # load is flowing before the reload
-            time.sleep(0.01)
+        wait_until(lambda: len(results) >= 20, timeout=10)  # load is flowing before the reload
         proc.signal(signal.SIGHUP)
         complete = proc.wait_for(r"Reload complete: 2 new worker\(s\) serving", timeout=20).string
         for pid in old:
             stopped = proc.wait_for(rf"Worker \[{pid}\] stopped \(exit status 0\)", timeout=20).string
             assert proc.seen.index(complete) < proc.seen.index(stopped)  # new ones serve first
         after_reload = len(results)
-        while len(results) < after_reload + 20:  # and keeps flowing, from the new workers
-            time.sleep(0.01)
+        wait_until(lambda: len(results) >= after_reload + 20, timeout=10)  # and from the new workers
     finally:
         stop.set()
         for client in clients:
@@ -219,7 +218,6 @@ def test_a_second_sighup_restarts_the_reload(procs):
 def test_shutdown_serves_a_connection_accepted_before_its_request_arrived(serve):
     # The race a reload under load hits: the client is connected (accepted by a worker that
     # is told to stop a moment later) and its request is still on the way.
-    from conftest import RawClient, request, wait_until
     from prod_apps import info
 
     running = serve(info)
@@ -236,7 +234,6 @@ def test_shutdown_serves_a_connection_accepted_before_its_request_arrived(serve)
 
 
 def test_shutdown_closes_a_silent_new_connection_after_a_grace(serve):
-    from conftest import RawClient, wait_until
     from prod_apps import info
 
     running = serve(info)
