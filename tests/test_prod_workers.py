@@ -12,7 +12,10 @@ import time
 import httpx
 import pytest
 from conftest import RawClient, request, wait_until
+from prod_apps import info
 from prod_support import Proc, get_json
+
+from server import Config, Server
 
 READY = r"Worker \[(\d+)\] ready"
 
@@ -218,8 +221,6 @@ def test_a_second_sighup_restarts_the_reload(procs):
 def test_shutdown_serves_a_connection_accepted_before_its_request_arrived(serve):
     # The race a reload under load hits: the client is connected (accepted by a worker that
     # is told to stop a moment later) and its request is still on the way.
-    from prod_apps import info
-
     running = serve(info)
     with RawClient(running.port) as client:
         wait_until(lambda: len(running.state.connections) == 1)
@@ -234,8 +235,6 @@ def test_shutdown_serves_a_connection_accepted_before_its_request_arrived(serve)
 
 
 def test_shutdown_closes_a_silent_new_connection_after_a_grace(serve):
-    from prod_apps import info
-
     running = serve(info)
     with RawClient(running.port) as client:
         wait_until(lambda: len(running.state.connections) == 1)
@@ -258,10 +257,6 @@ def test_server_run_with_workers_from_python(procs):
 
 def test_a_shutdown_requested_during_start_up_is_not_lost():
     # A supervisor's SIGTERM can reach a worker that is still importing its app.
-    from prod_apps import info
-
-    from server import Config, Server
-
     server = Server(Config(info, port=0, lifespan="off"))
     server.request_shutdown()  # before the loop even exists
     server.start()
