@@ -136,3 +136,21 @@ def test_port_in_use_is_one_line_and_exit_1(extra):
     finally:
         taken.close()
         proc.kill_group()
+
+
+def _dual_stack_default() -> bool:
+    try:
+        with open("/proc/sys/net/ipv6/bindv6only") as fh:
+            return fh.read().strip() == "0"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not socket.has_ipv6 or not _dual_stack_default(), reason="needs a dual-stack IPv6 default")
+def test_ipv6_any_address_also_serves_ipv4(serve):
+    try:
+        running = serve(info, host="::")
+    except OSError:
+        pytest.skip("IPv6 not configured")
+    assert get_json(f"http://127.0.0.1:{running.port}/")["client"][0] in ("127.0.0.1", "::ffff:127.0.0.1")
+    assert get_json(f"http://[::1]:{running.port}/")["client"][0] == "::1"
