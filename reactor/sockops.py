@@ -118,8 +118,12 @@ class SocketOps:
                 raise
         return await self._sendfile_by_copy(sock, file, offset, count)
 
-    async def _sendfile_native(self, sock, file, offset: int, count: int | None) -> int:
-        """os.sendfile: the kernel copies file pages straight to the socket."""
+    async def _sendfile_native(self, sock, file, offset: int, count: int | None, wait_writable=None) -> int:
+        """os.sendfile: the kernel copies file pages straight to the socket.
+
+        `wait_writable()`, when given, replaces the plain wait for the socket to take more: a
+        transport passes one that also fails when the connection is lost.
+        """
         if not hasattr(os, "sendfile"):
             raise asyncio.SendfileNotAvailableError("os.sendfile() is not available")
         try:
@@ -137,7 +141,7 @@ class SocketOps:
                 try:
                     sent = os.sendfile(sock.fileno(), fileno, position, end - position)
                 except (BlockingIOError, InterruptedError):
-                    await self._wait_fd(sock, True)
+                    await (self._wait_fd(sock, True) if wait_writable is None else wait_writable())
                     continue
                 except OSError as exc:
                     if position == offset and exc.errno in (errno.ENOTSOCK, errno.EINVAL, errno.ENOSYS):

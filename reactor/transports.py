@@ -264,6 +264,12 @@ class SocketTransport(WriteFlowControl, asyncio.Transport):
             self._flush_waiters.append(waiter)
         return waiter
 
+    def _wait_writable(self) -> asyncio.Future:
+        """For loop.sendfile: settled when the socket can take more, failed if the connection is lost."""
+        waiter = self._loop._wait_fd(self._sock, True)
+        self._flush_waiters.append(waiter)
+        return waiter
+
     def _wake_flush_waiters(self, exc) -> None:
         waiters, self._flush_waiters = self._flush_waiters, []
         for waiter in waiters:
@@ -341,6 +347,9 @@ class SocketTransport(WriteFlowControl, asyncio.Transport):
     def _call_connection_lost(self, exc) -> None:
         if self._sock is None:
             return
+        if self._flush_waiters:
+            # A graceful close() during sendfile: the socket is about to go, so must its waiters.
+            self._wake_flush_waiters(ConnectionError("Connection closed"))
         try:
             self._protocol.connection_lost(exc)
         finally:

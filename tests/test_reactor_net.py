@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import selectors
 import signal
 import socket
 import ssl
@@ -405,6 +406,32 @@ def test_sendfile_over_tls_falls_back_to_writes(loop, data_file, tls) -> None:
     sent, received = run(loop, main(), timeout=30)
     assert sent == len(content)
     assert received == content
+
+
+@pytest.mark.parametrize("end", ["abort", "close"])
+def test_sendfile_blocked_on_a_full_socket_fails_when_the_connection_ends(loop, end) -> None:
+    async def waiting_to_write(transport) -> None:
+        # os.sendfile has filled the kernel's buffers and now waits for the socket to take more.
+        while not loop._selector.get_key(transport._fd).events & selectors.EVENT_WRITE:
+            await asyncio.sleep(0.005)
+
+    async def main():
+        server, port, accepted = await _server_and_client(loop)
+        transport, _ = await loop.create_connection(lambda: Collector(loop), "127.0.0.1", port)
+        peer = await accepted
+        peer.transport.pause_reading()  # the peer never reads
+        with tempfile.TemporaryFile() as file:
+            file.truncate(256 * 1024 * 1024)  # sparse: far more than socket buffers hold
+            sending = loop.create_task(loop.sendfile(transport, file))
+            await asyncio.wait_for(waiting_to_write(transport), 10)
+            getattr(transport, end)()
+            with pytest.raises(ConnectionError):
+                await asyncio.wait_for(sending, 5)
+        server.close()
+        peer.transport.abort()
+        await server.wait_closed()
+
+    run(loop, main(), timeout=30)
 
 
 def test_sock_sendfile(loop, data_file) -> None:
