@@ -1,0 +1,34 @@
+"""The built wheel ships every module of `reactor` and `server`.
+
+CI installs in editable mode, which imports straight from the checkout and so cannot notice
+a subpackage the packaging config leaves out; `pip install .` (the quick start) would.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_contains_every_module(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "*.egg-info", "build", "__pycache__"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
+        cwd=source, check=True, timeout=300,
+    )
+    (wheel,) = tmp_path.glob("treadle-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    expected = {
+        path.relative_to(ROOT).as_posix()
+        for package in ("reactor", "server")
+        for path in (ROOT / package).rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    assert expected, "no modules found"
+    assert sorted(expected - shipped) == []
