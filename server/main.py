@@ -249,7 +249,7 @@ class Server:
         for server in servers:
             server.close()
         if self._given_sockets is None:
-            remove_unix_socket(config.uds)
+            remove_unix_socket(config)
         # Phase 2: close idle connections; busy ones close after their current response.
         state.closing = True
         for conn in list(state.connections):

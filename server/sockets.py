@@ -44,10 +44,11 @@ def describe(sock: socket.socket, scheme: str = "http") -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def remove_unix_socket(path: str | None) -> None:
-    """Remove the socket file of ``--uds`` (once, by whoever bound it) when done serving."""
-    if path and _is_socket(path):
-        os.unlink(path)
+def remove_unix_socket(config: Any) -> None:
+    """Remove the socket file ``bind_sockets`` made for ``--uds`` (call once, from whoever
+    bound it, when done serving). With ``--fd`` the socket is not ours to remove."""
+    if config.fd is None and config.uds and _is_socket(config.uds):
+        os.unlink(config.uds)
 
 
 def _bind_tcp(host: str, port: int, reuse_port: bool) -> socket.socket:

@@ -134,8 +134,7 @@ class Supervisor:
                 os.close(fd)
             for sock in self.sockets:
                 sock.close()
-            if config.fd is None:
-                remove_unix_socket(config.uds)
+            remove_unix_socket(config)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signals.append(signum)

@@ -154,3 +154,21 @@ def test_ipv6_any_address_also_serves_ipv4(serve):
         pytest.skip("IPv6 not configured")
     assert get_json(f"http://127.0.0.1:{running.port}/")["client"][0] in ("127.0.0.1", "::ffff:127.0.0.1")
     assert get_json(f"http://[::1]:{running.port}/")["client"][0] == "::1"
+
+
+def test_a_unix_socket_passed_with_fd_is_not_removed(tmp_path):
+    path = str(tmp_path / "activated.sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(16)
+    fd = listener.fileno()
+    proc = Proc.treadle("prod_apps:info", "--fd", str(fd), "--uds", path, pass_fds=[fd])
+    listener.close()
+    try:
+        proc.wait_for(r"running on http\+unix:" + path)
+        assert unix_get(path).startswith(b"HTTP/1.1 200")
+        proc.signal(15)
+        assert proc.finish() == 0
+        assert os.path.exists(path)  # it belongs to whoever passed it (systemd, say)
+    finally:
+        proc.kill_group()
