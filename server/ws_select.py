@@ -25,7 +25,9 @@ def websocket_upgrader(mode: str) -> Upgrader | None:
     except ImportError:
         if mode == "wsproto":
             raise ImportError("--ws wsproto needs the wsproto package: pip install 'treadle[websockets]'")
-        error_logger.warning("wsproto is not installed: WebSocket upgrades are served as plain HTTP.")
+        # Not a warning: most apps never use WebSockets, and auto means "only if available".
+        error_logger.info("WebSockets off (pip install 'treadle[websockets]' to enable): "
+                          "upgrade requests are served as plain HTTP.")
         return None
     from server.ws_protocol import upgrade
 

@@ -36,11 +36,13 @@ def test_unknown_mode_is_refused():
         Config("app:app", ws="websockets")
 
 
-def test_modes_with_and_without_wsproto(monkeypatch):
+def test_modes_with_and_without_wsproto(monkeypatch, caplog):
     assert websocket_upgrader("auto") is upgrade
     assert websocket_upgrader("wsproto") is upgrade
     assert websocket_upgrader("none") is None
     monkeypatch.setitem(sys.modules, "wsproto", None)  # as if not installed
-    assert websocket_upgrader("auto") is None
+    with caplog.at_level("INFO", logger="treadle.error"):
+        assert websocket_upgrader("auto") is None
+    assert "pip install 'treadle[websockets]'" in caplog.text
     with pytest.raises(ImportError, match="pip install"):
         websocket_upgrader("wsproto")
