@@ -161,7 +161,7 @@ class Supervisor:
             error_logger.info("Worker [%d] ready", worker.pid)
         if b"r" in data and not self.stopping and worker.kill_at is None:
             error_logger.info("Worker [%d] is retiring; starting a new one.", worker.pid)
-            worker.kill_at = time.monotonic() + self.config.timeout_graceful_shutdown + KILL_MARGIN
+            worker.kill_at = self._stop_deadline()
             self._spawn(worker.generation)
 
     def _handle_signals(self) -> None:
@@ -198,7 +198,7 @@ class Supervisor:
         incoming = self.incoming
         if incoming is None:
             return
-        new = [w for w in self.workers.values() if w.generation == incoming]
+        new = [w for w in self.workers.values() if w.generation == incoming and w.kill_at is None]
         if len(new) == self.config.workers and all(w.ready for w in new):
             for worker in self.workers.values():
                 if worker.generation != incoming and worker.kill_at is None:
@@ -264,8 +264,12 @@ class Supervisor:
             self._start_reload()
 
     def _tell_to_stop(self, worker: Worker) -> None:
-        worker.kill_at = time.monotonic() + self.config.timeout_graceful_shutdown + KILL_MARGIN
+        worker.kill_at = self._stop_deadline()
         _kill(worker.pid, signal.SIGTERM)
+
+    def _stop_deadline(self) -> float:
+        """When a worker stopping now is killed if it has not exited."""
+        return time.monotonic() + self.config.timeout_graceful_shutdown + KILL_MARGIN
 
     def _start_generation(self, generation: int) -> None:
         for _ in range(self.config.workers):
