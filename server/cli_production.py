@@ -163,7 +163,7 @@ def add_production_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="GLOB",
-        help="ignore files matching this pattern (repeatable; .*, *.py[cod], *~ always)",
+        help="ignore files matching this pattern (repeatable; .*, __pycache__, *.py[cod], *~ always)",
     )
 
     files = p.add_argument_group("configuration")

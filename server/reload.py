@@ -7,7 +7,7 @@ the watched directories are polled for modification times, which is fine for a p
 worth of files.
 
 Which files count: ``--reload-include`` patterns (``*.py`` always) matched against the file
-name, minus ``--reload-exclude`` patterns (``.*``, ``*.py[cod]`` and ``*~`` always) matched
+name, minus ``--reload-exclude`` patterns (``.*``, ``__pycache__``, ``*.py[cod]``, ``*~`` always) matched
 against the name and each directory on the way, so ``.git`` and ``.venv`` are skipped.
 """
 
