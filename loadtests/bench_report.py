@@ -55,6 +55,8 @@ def write_chart(rows: list[dict[str, Any]], path: Path) -> str:
     except ImportError:
         return "matplotlib is not installed: no chart (pip install matplotlib)"
     scenarios = list(dict.fromkeys(row["scenario"] for row in rows))
+    if not scenarios:
+        return "no results: no chart"
     cols = 2
     fig, axes = plt.subplots((len(scenarios) + cols - 1) // cols, cols, figsize=(12, 2.6 * len(scenarios) / cols + 1))
     axes = list(axes.flat) if hasattr(axes, "flat") else [axes]
