@@ -25,7 +25,7 @@ async def sendfile_native(loop, transport, file, offset: int, count: int | None)
     transport._sendfile_in_progress = True
     try:
         await transport._wait_flushed()
-        return await loop._sendfile_native(transport._sock, file, offset, count, transport._wait_writable)
+        return await loop._sendfile_native(transport._sock, file, offset, count)
     finally:
         transport._sendfile_in_progress = False
         if resume_reading:

@@ -118,12 +118,8 @@ class SocketOps:
                 raise
         return await self._sendfile_by_copy(sock, file, offset, count)
 
-    async def _sendfile_native(self, sock, file, offset: int, count: int | None, wait_writable=None) -> int:
-        """os.sendfile: the kernel copies file pages straight to the socket.
-
-        `wait_writable()`, when given, replaces the plain wait for the socket to take more: a
-        transport passes one that also fails when the connection is lost.
-        """
+    async def _sendfile_native(self, sock, file, offset: int, count: int | None) -> int:
+        """os.sendfile: the kernel copies file pages straight to the socket."""
         if not hasattr(os, "sendfile"):
             raise asyncio.SendfileNotAvailableError("os.sendfile() is not available")
         try:
@@ -141,7 +137,7 @@ class SocketOps:
                 try:
                     sent = os.sendfile(sock.fileno(), fileno, position, end - position)
                 except (BlockingIOError, InterruptedError):
-                    await (self._wait_fd(sock, True) if wait_writable is None else wait_writable())
+                    await self._wait_sendfile_writable(sock)
                     continue
                 except OSError as exc:
                     if position == offset and exc.errno in (errno.ENOTSOCK, errno.EINVAL, errno.ENOSYS):
@@ -155,6 +151,13 @@ class SocketOps:
             if position > offset:
                 file.seek(position)
         return position - offset
+
+    def _wait_sendfile_writable(self, sock) -> asyncio.Future:
+        transport = self._transports.get(sock.fileno())
+        if transport is not None:
+            # loop.sendfile() over a transport: the wait must also end if its connection does.
+            return transport._wait_writable()
+        return self._wait_fd(sock, True)
 
     async def _sendfile_by_copy(self, sock, file, offset: int, count: int | None) -> int:
         if offset:
