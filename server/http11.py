@@ -74,12 +74,20 @@ def _check_header(header: Any) -> tuple[bytes, bytes]:
 
 
 class H11Protocol(asyncio.Protocol):
+    # The parser's vocabulary, which everything below is written against: h11's here;
+    # server/http_fast.py swaps in server/fastparse's, the only difference between the engines.
+    _ProtocolError: Any = h11.RemoteProtocolError
+    _Request: Any = h11.Request
+    _Data: Any = h11.Data
+    _EndOfMessage: Any = h11.EndOfMessage
+    _NEED_DATA: Any = h11.NEED_DATA
+
     def __init__(self, config: Config, state: ServerState, app: Runner, loop: asyncio.AbstractEventLoop):
         self.config = config
         self.state = state
         self.app = app  # starts the app's cycle for each request (server/apps.py)
         self.loop = loop
-        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=config.limit_request_head_size)
+        self.conn = self._new_parser()
         self.transport: Any = None
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
@@ -180,23 +188,28 @@ class H11Protocol(asyncio.Protocol):
 
     # -- parsing ------------------------------------------------------------------------------
 
+    def _new_parser(self) -> Any:
+        """A parser for the next request (one per request: see the module docstring)."""
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.limit_request_head_size)
+
     def _handle_events(self) -> None:
         conn = self.conn
+        Data, Request, EndOfMessage = self._Data, self._Request, self._EndOfMessage
         while not self._closed:
             try:
                 event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
+            except self._ProtocolError as exc:
                 self._protocol_error(exc)
                 return
             etype = type(event)
-            if etype is h11.Data:
+            if etype is Data:
                 self._on_data(event.data)
-            elif etype is h11.Request:
+            elif etype is Request:
                 self._on_request(event)
-            elif etype is h11.EndOfMessage:
+            elif etype is EndOfMessage:
                 self._on_end_of_message()
                 return
-            elif etype is h11.NEED_DATA:
+            elif event is self._NEED_DATA:
                 if self.cycle is None and self._timer_kind == _NO_TIMER:
                     self._set_timer(_HEADER_TIMER, self.config.timeout_request_header)
                 return
@@ -360,7 +373,7 @@ class H11Protocol(asyncio.Protocol):
         self._request_line = None
         self._head_request = False
         data = self.conn.trailing_data[0]
-        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.limit_request_head_size)
+        self.conn = self._new_parser()
         self._request_done = False
         self._pipelined = 0
         self._resume_reading()
