@@ -119,14 +119,24 @@ class SocketTransport(WriteFlowControl, asyncio.Transport):
         return self._loop._transports.get(self._fd) is self and self._conn_lost == 0
 
     def _read_ready(self) -> None:
-        if self._buffered:
-            self._read_into_protocol_buffer()
-            return
-        # recv(MAX_RECV) would allocate a 256 KiB bytes object per call and shrink it to the few
-        # bytes that came (malloc may even mmap/munmap it): ~5x the cost of the system call for
-        # small messages. Instead, receive into the loop's one reusable buffer and copy out
-        # only what arrived.
-        buffer = self._loop._read_buffer
+        buffered = self._buffered
+        if buffered:
+            # A BufferedProtocol lends its own buffer: the bytes land where it wants them.
+            try:
+                buffer = self._protocol.get_buffer(-1)
+                if not len(buffer):
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+                return
+        else:
+            # recv(MAX_RECV) would allocate a 256 KiB bytes object per call and shrink it to the
+            # few bytes that came (malloc may even mmap/munmap it): ~5x the cost of the system
+            # call for small messages. Instead, receive into the loop's one reusable buffer and
+            # copy out only what arrived.
+            buffer = self._loop._read_buffer
         try:
             nbytes = self._sock.recv_into(buffer)
         except (BlockingIOError, InterruptedError):
@@ -139,42 +149,16 @@ class SocketTransport(WriteFlowControl, asyncio.Transport):
         if not nbytes:
             self._read_eof()
             return
-        data = bytes(buffer[:nbytes])
         try:
-            self._protocol.data_received(data)
+            if buffered:
+                self._protocol.buffer_updated(nbytes)
+            else:
+                self._protocol.data_received(bytes(buffer[:nbytes]))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-
-    def _read_into_protocol_buffer(self) -> None:
-        try:
-            buf = self._protocol.get_buffer(-1)
-            if not len(buf):
-                raise RuntimeError("get_buffer() returned an empty buffer")
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
-            return
-        try:
-            nbytes = self._sock.recv_into(buf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if not nbytes:
-            self._read_eof()
-            return
-        try:
-            self._protocol.buffer_updated(nbytes)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+            method = "buffer_updated" if buffered else "data_received"
+            self._fatal_error(exc, f"Fatal error: protocol.{method}() call failed.")
 
     def _read_eof(self) -> None:
         self.pause_reading()
