@@ -1,9 +1,10 @@
 """Benchmark Treadle against the servers users would pick instead, in one run.
 
-Each server runs alone, pinned to one core (``taskset -c 1``); wrk drives it from the other
-core (``taskset -c 0``) over keep-alive connections: a warm-up, then several rounds, of
-which the median requests/s is reported with that round's p99 latency and the ratio to
-Treadle. The idle scenario opens N keep-alive connections and reports RSS per connection.
+Each server is pinned to one core (``taskset -c 1``); wrk drives one at a time from the
+other core (``taskset -c 0``) over keep-alive connections: a warm-up, then several rounds
+taken in turns across the servers, of which the median requests/s is reported with that
+round's p99 latency and the ratio to Treadle. The idle scenario opens N keep-alive
+connections to one server at a time and reports RSS per connection.
 
 Usage (from the repository root)::
 
@@ -62,56 +63,91 @@ def _app_for(spec: ServerSpec, app: str) -> tuple[str, str] | str:
     return ref, interface
 
 
-def run_one(spec: ServerSpec, scenario: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
-    app, path, script, connections = SCENARIOS[scenario]
-    row: dict[str, Any] = {"scenario": scenario, "server": spec.name}
+def _start(spec: ServerSpec, scenario: str, logs: Path, row: dict[str, Any]) -> Running | None:
+    """Start ``spec`` for ``scenario``, or record in ``row`` why it cannot run."""
+    app = SCENARIOS[scenario][0]
     target = _app_for(spec, app)
     if isinstance(target, str):
         row["na"] = target
-        return row
+        return None
     ref, interface = target
     row["interface"] = interface
     port = free_port()
-    idle_run = scenario == "idle-memory"
-    log = logs / f"{spec.name}-{scenario}.log"
-    running = Running(spec.command(ref, interface, port, idle_run), port, SERVER_CORE, log)
+    argv = spec.command(ref, interface, port, scenario == "idle-memory")
+    running = Running(argv, port, SERVER_CORE, logs / f"{spec.name}-{scenario}.log")
+    problem = running.wait_ready()
+    if problem:
+        row["na"] = f"did not start: {problem}"
+        running.stop()
+        return None
+    return running
+
+
+def run_idle(spec: ServerSpec, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    """One server alone: RSS per idle keep-alive connection."""
+    row: dict[str, Any] = {"scenario": "idle-memory", "server": spec.name}
+    running = _start(spec, "idle-memory", logs, row)
+    if running is None:
+        return row
     try:
-        problem = running.wait_ready()
-        if problem:
-            row["na"] = f"did not start: {problem}"
-            return row
-        if idle_run:
-            per_conn, alive, note = idle.measure(running, port, args.idle_connections)
-            if running.proc.poll() is not None:
-                row["na"] = f"crashed holding idle connections: {running.tail()}"
-            elif not alive:
-                row["na"] = "no connection stayed open"
-            else:
-                row.update(kib_per_conn=round(per_conn, 2), connections=alive)
-                if note:
-                    row["note"] = note
-            return row
-        run_wrk(port, path, args.warmup, connections, CLIENT_CORE, script)
-        rounds = [run_wrk(port, path, args.duration, connections, CLIENT_CORE, script) for _ in range(args.rounds)]
-        rounds.sort(key=lambda r: r.rps)
-        median = rounds[len(rounds) // 2]
-        row.update(
-            rps=round(statistics.median(r.rps for r in rounds), 1),
-            # wrk times a pipelined batch, not each request in it: no meaningful p99 there.
-            p99_ms=0.0 if script == "pipeline.lua" else round(median.p99_ms, 2),
-            rounds=[round(r.rps, 1) for r in rounds],
-        )
-        errors = sum(r.errors for r in rounds)
-        if errors:
-            row["note"] = f"{errors} socket errors or non-2xx responses"
+        per_conn, alive, note = idle.measure(running, running.port, args.idle_connections)
         if running.proc.poll() is not None:
-            row["note"] = f"server exited during the run: {running.tail()}"
-        return row
-    except Exception as exc:  # one failing pair must not end the whole run
-        row["na"] = f"failed: {exc}"
-        return row
+            row["na"] = f"crashed holding idle connections: {running.tail()}"
+        elif not alive:
+            row["na"] = "no connection stayed open"
+        else:
+            row.update(kib_per_conn=round(per_conn, 2), connections=alive)
+            if note:
+                row["note"] = note
     finally:
         running.stop()
+    return row
+
+
+def run_load(servers: list[ServerSpec], scenario: str, args: argparse.Namespace, logs: Path) -> list[dict[str, Any]]:
+    """All servers of a scenario started at once (idle ones cost no CPU), then measured in
+    turns — round 1 of each, round 2 of each, ... — so a burst of load from elsewhere on a
+    shared machine hits every server alike instead of one server's whole measurement."""
+    _, path, script, connections = SCENARIOS[scenario]
+    rows = [{"scenario": scenario, "server": spec.name} for spec in servers]
+    live: list[tuple[dict[str, Any], Running, list[Any]]] = []
+    try:
+        for spec, row in zip(servers, rows):
+            running = _start(spec, scenario, logs, row)
+            if running is not None:
+                live.append((row, running, []))
+        for turn in range(args.rounds + 1):  # turn 0 is the warm-up
+            for row, running, rounds in live:
+                if "na" in row:
+                    continue
+                try:
+                    seconds = args.warmup if turn == 0 else args.duration
+                    result = run_wrk(running.port, path, seconds, connections, CLIENT_CORE, script)
+                except Exception as exc:  # one failing server must not end the whole run
+                    row["na"] = f"failed: {exc}"
+                    continue
+                if turn:
+                    rounds.append(result)
+        for row, running, rounds in live:
+            if "na" in row:
+                continue
+            rounds.sort(key=lambda r: r.rps)
+            median = rounds[len(rounds) // 2]
+            row.update(
+                rps=round(statistics.median(r.rps for r in rounds), 1),
+                # wrk times a pipelined batch, not each request in it: no meaningful p99 there.
+                p99_ms=0.0 if script == "pipeline.lua" else round(median.p99_ms, 2),
+                rounds=[round(r.rps, 1) for r in rounds],
+            )
+            errors = sum(r.errors for r in rounds)
+            if errors:
+                row["note"] = f"{errors} socket errors or non-2xx responses"
+            if running.proc.poll() is not None:
+                row["note"] = f"server exited during the run: {running.tail()}"
+    finally:
+        for _, running, _ in live:
+            running.stop()
+    return rows
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -152,10 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     try:
         for scenario in scenarios:
-            for spec in servers:
-                row = run_one(spec, scenario, args, logs)
-                rows.append(row)
+            if scenario == "idle-memory":
+                done = [run_idle(spec, args, logs) for spec in servers]
+            else:
+                done = run_load(servers, scenario, args, logs)
+            for row in done:
                 print(json.dumps(row), flush=True)
+            rows += done
     except KeyboardInterrupt:
         print("interrupted: stopping servers", file=sys.stderr)
     finally:
