@@ -10,7 +10,7 @@ import os
 import ssl
 from typing import Any, Sequence
 
-from server.cors import check_credentials
+from server.cors_policy import check_credentials
 from server.envfile import load_env_file
 from server.importer import load_app
 from server.interface import INTERFACES
@@ -75,7 +75,7 @@ class Config:
         # Behind a proxy (server/proxy_headers.py). None: $FORWARDED_ALLOW_IPS, else 127.0.0.1.
         proxy_headers: bool = False,
         forwarded_allow_ips: str | None = None,
-        # CORS (server/cors.py): on when an origin is allowed. Browsers cap max-age at 2 h.
+        # CORS (server/cors_policy.py): on when an origin is allowed. Browsers cap max-age at 2 h.
         cors_allow_origins: Sequence[str] = (),
         cors_allow_methods: Sequence[str] = ("GET", "HEAD", "POST"),
         cors_allow_headers: Sequence[str] = (),

@@ -13,6 +13,7 @@ from typing import Any
 
 from server.asgi_http import Channel
 from server.cors import CORSMiddleware
+from server.cors_policy import CORSPolicy
 from server.logging import error_logger
 from server.proxy_headers import TrustedHosts, rewrite_scope
 from server.types import ASGIApp, Receive, Scope, Send
@@ -46,16 +47,8 @@ def wrap_runner(runner: Any, config: Any) -> Any:
 
 def wrap_asgi_app(app: ASGIApp, config: Any) -> ASGIApp:
     """An ASGI app, behind CORS if ``--cors-allow-origin`` is given."""
-    if not config.cors_allow_origins:
-        return app
-    return CORSMiddleware(
-        app,
-        allow_origins=config.cors_allow_origins,
-        allow_methods=config.cors_allow_methods,
-        allow_headers=config.cors_allow_headers,
-        allow_credentials=config.cors_allow_credentials,
-        max_age=config.cors_max_age,
-    )
+    policy = CORSPolicy.from_config(config)
+    return app if policy is None else CORSMiddleware(app, policy)
 
 
 def warn_cors_for_wsgi(config: Any) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from server import Config
 from server.cors import CORSMiddleware
+from server.cors_policy import CORSPolicy
 
 
 async def plain_app(scope, receive, send):
@@ -42,7 +43,7 @@ ORIGIN = "https://app.example"
 
 def cors(**options) -> CORSMiddleware:
     options.setdefault("allow_origins", [ORIGIN])
-    return CORSMiddleware(plain_app, **options)
+    return CORSMiddleware(plain_app, CORSPolicy(**options))
 
 
 def preflight(middleware, method="PUT", request_headers=None, origin=ORIGIN):
