@@ -22,7 +22,7 @@ from server.handoff import Inbox
 from server.importer import load_app
 from server.interface import ASGI2Middleware, InterfaceError, detect_interface
 from server.lifespan_group import LifespanGroup
-from server.middleware import warn_cors_for_wsgi, wrap_asgi_app
+from server.middleware import wrap_asgi_app, wrap_wsgi_app
 from server.mount import Mounts, Runner, not_found
 from server.state import ServerState
 from server.threadpool import WorkerPool
@@ -84,12 +84,11 @@ class AppSet:
         interface, app = classified
         if interface != "wsgi":
             return AsgiRunner(wrap_asgi_app(app, self.config), loop, state)
-        warn_cors_for_wsgi(self.config)
         if self.pool is None:
             self.pool = WorkerPool(self.config.threads, self.config.wsgi_queue_size)
             self.pool.start()
             self.inbox = Inbox(loop)
-        return WsgiRunner(app, self.inbox, self.pool)
+        return WsgiRunner(wrap_wsgi_app(app, self.config), self.inbox, self.pool)
 
     def idle(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future:
         """Settles once no WSGI request is queued or running (graceful shutdown waits on it)."""

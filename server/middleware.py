@@ -2,9 +2,9 @@
 
 Proxy headers wrap the server's *runner* — the object every request reaches first, before
 mounts, WSGI or ASGI — so every app (WSGI ones, mounted ones, WebSocket handlers) sees the
-client and scheme the trusted proxy reported. CORS is ASGI middleware around each ASGI app
-(WSGI apps keep their own CORS handling; the server cannot add headers to a WSGI response
-without buffering it).
+client and scheme the trusted proxy reported. CORS wraps each app, main or mounted, in the
+middleware of its kind (``server/cors.py`` for ASGI, ``server/cors_wsgi.py`` for WSGI), both
+deciding through one ``CORSPolicy``; WebSocket scopes pass through it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from server.asgi_http import Channel
 from server.cors import CORSMiddleware
 from server.cors_policy import CORSPolicy
-from server.logging import error_logger
+from server.cors_wsgi import WSGICORSMiddleware
 from server.proxy_headers import TrustedHosts, rewrite_scope
 from server.types import ASGIApp, Receive, Scope, Send
 
@@ -51,6 +51,7 @@ def wrap_asgi_app(app: ASGIApp, config: Any) -> ASGIApp:
     return app if policy is None else CORSMiddleware(app, policy)
 
 
-def warn_cors_for_wsgi(config: Any) -> None:
-    if config.cors_allow_origins:
-        error_logger.warning("--cors-allow-origin applies to ASGI apps only; a WSGI app must add CORS itself.")
+def wrap_wsgi_app(app: Any, config: Any) -> Any:
+    """A WSGI app, behind CORS if ``--cors-allow-origin`` is given."""
+    policy = CORSPolicy.from_config(config)
+    return app if policy is None else WSGICORSMiddleware(app, policy)
