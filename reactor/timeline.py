@@ -188,6 +188,8 @@ def render_png(records: Sequence[dict[str, Any]], path: Path, max_gap_ms: float 
         y = 1 - block.lane
         ax.broken_barh([(block.start, max(block.width, length / 2000))], (y - 0.4, 0.8),
                        facecolors=block.colour, edgecolor="white", linewidth=0.3)
+        if block.broken:
+            ax.text(block.start + block.width / 2, y, "//", ha="center", va="center", color="#555")
     ax.set_yticks([1, 0], ["kernel: waiting", "loop: callbacks"])
     ax.set_xlim(0, length)
     ax.set_xlabel(f"display time, ms (waits over {max_gap_ms:g} ms shortened)")
