@@ -8,12 +8,14 @@
     Pipes           connect_read_pipe / connect_write_pipe                   (pipes.py)
     Subprocesses    subprocess_exec / subprocess_shell                       (subprocess.py)
     Datagrams       create_datagram_endpoint                                 (datagram.py)
+    Introspection   enable_stats() / enable_trace(): watch the loop work     (introspect.py)
 """
 
 from __future__ import annotations
 
 from .core import CoreLoop
 from .datagram import Datagrams
+from .introspect import Introspection
 from .network import Networking
 from .pipes import Pipes
 from .signals import SignalHandling
@@ -21,7 +23,7 @@ from .sockops import SocketOps
 from .subprocess import Subprocesses
 
 
-class Reactor(SignalHandling, Networking, SocketOps, Pipes, Subprocesses, Datagrams, CoreLoop):
+class Reactor(Introspection, SignalHandling, Networking, SocketOps, Pipes, Subprocesses, Datagrams, CoreLoop):
     """An asyncio event loop built on `selectors`, written to be read.
 
     `Reactor(selector="epoll")` picks the readiness backend by name ("epoll", "kqueue",
