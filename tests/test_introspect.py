@@ -165,3 +165,13 @@ def test_a_callback_that_cancels_its_own_handle_keeps_its_name(loop):
     tracer.flush()
     names = [c["name"] for r in records for c in r["callbacks"]]
     assert any(name.endswith("closes_itself") for name in names), names
+
+
+def test_the_reactor_offers_introspection_as_methods(loop):
+    stats = loop.enable_stats()
+    assert stats is enable_stats(loop)
+    records = []
+    tracer = loop.enable_trace(records.append)
+    loop.run_until_complete(asyncio.sleep(0))
+    tracer.flush()
+    assert records and stats.snapshot()["iterations"] >= len(records)
