@@ -31,6 +31,7 @@ import h11
 
 from server.asgi_http import ASGI_VERSION, DONE, START, RequestCycle
 from server.config import Config
+from server.connection_control import NO_TIMER, ConnectionControl
 from server.logging import access_logger, error_logger
 from server.mount import Runner
 from server.state import ServerState
@@ -52,7 +53,7 @@ _STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason i
 _is_token = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
 _bad_value = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$").search
 
-_NO_TIMER, _HEADER_TIMER, _KEEPALIVE_TIMER, _LINGER_TIMER = 0, 1, 2, 3
+_HEADER_TIMER, _KEEPALIVE_TIMER, _LINGER_TIMER = 1, 2, 3  # NO_TIMER is 0
 _LENGTH, _CHUNKED, _CLOSE_DELIMITED, _NO_BODY = 0, 1, 2, 3
 
 
@@ -73,7 +74,7 @@ def _check_header(header: Any) -> tuple[bytes, bytes]:
     return name, value
 
 
-class H11Protocol(asyncio.Protocol):
+class H11Protocol(ConnectionControl, asyncio.Protocol):
     # The parser's vocabulary, which everything below is written against: h11's here;
     # server/http_fast.py swaps in server/fastparse's, the only difference between the engines.
     _ProtocolError: Any = h11.RemoteProtocolError
@@ -95,7 +96,7 @@ class H11Protocol(asyncio.Protocol):
         self.cycle: RequestCycle | None = None
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_kind = _NO_TIMER
+        self._timer_kind = NO_TIMER
         self._read_paused = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future | None = None
@@ -210,7 +211,7 @@ class H11Protocol(asyncio.Protocol):
                 self._on_end_of_message()
                 return
             elif event is self._NEED_DATA:
-                if self.cycle is None and self._timer_kind == _NO_TIMER:
+                if self.cycle is None and self._timer_kind == NO_TIMER:
                     self._set_timer(_HEADER_TIMER, self.config.timeout_request_header)
                 return
             else:  # PAUSED cannot happen (we stop at EndOfMessage); ConnectionClosed is not fed
@@ -700,32 +701,7 @@ class H11Protocol(asyncio.Protocol):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _pause_reading(self) -> None:
-        if not self._read_paused:
-            self._read_paused = True
-            self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self._read_paused:
-            self._read_paused = False
-            self.transport.resume_reading()
-
-    def _set_timer(self, kind: int, delay: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_kind = kind
-        self._timer = self.loop.call_later(delay, self._on_timer)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_kind = _NO_TIMER
-
-    def _on_timer(self) -> None:
-        kind = self._timer_kind
-        self._timer = None
-        self._timer_kind = _NO_TIMER
+    def _timer_fired(self, kind: int) -> None:
         if kind == _LINGER_TIMER:
             self.transport.close()
         elif self._closed:

@@ -42,6 +42,7 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from server.asgi_ws import WS_ASGI_VERSION, WebSocketCycle
 from server.config import Config
+from server.connection_control import NO_TIMER, ConnectionControl
 from server.logging import access_logger, error_logger
 from server.state import ServerState
 from server.target import split_target
@@ -58,7 +59,7 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_ABNORMAL = 1006  # reported to the app, never sent: the connection dropped without a close frame
 
-_NO_TIMER, _PING_DUE, _PONG_DUE, _CLOSE_DUE = 0, 1, 2, 3
+_PING_DUE, _PONG_DUE, _CLOSE_DUE = 1, 2, 3  # NO_TIMER is 0
 _OPEN = ConnectionState.OPEN
 
 
@@ -70,7 +71,7 @@ def upgrade(http: Any, request: h11.Request, headers: list[tuple[bytes, bytes]])
     protocol.start(request, headers, http.conn.trailing_data[0], "wss" if http.tls else "ws")
 
 
-class WSProtocol(asyncio.Protocol):
+class WSProtocol(ConnectionControl, asyncio.Protocol):
     def __init__(
         self,
         config: Config,
@@ -100,7 +101,7 @@ class WSProtocol(asyncio.Protocol):
         self._write_paused = False
         self._drain_waiter: asyncio.Future | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_kind = _NO_TIMER
+        self._timer_kind = NO_TIMER
         self._ping_payload = b""
 
     # -- the hand-over -------------------------------------------------------------------------
@@ -426,32 +427,7 @@ class WSProtocol(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _pause_reading(self) -> None:
-        if not self._read_paused:
-            self._read_paused = True
-            self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self._read_paused:
-            self._read_paused = False
-            self.transport.resume_reading()
-
-    def _set_timer(self, kind: int, delay: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_kind = kind
-        self._timer = self.loop.call_later(delay, self._on_timer)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_kind = _NO_TIMER
-
-    def _on_timer(self) -> None:
-        kind = self._timer_kind
-        self._timer = None
-        self._timer_kind = _NO_TIMER
+    def _timer_fired(self, kind: int) -> None:
         if self._closed:
             return
         config = self.config
