@@ -20,6 +20,7 @@ import stat
 import warnings
 
 from .flowcontrol import WARN_AFTER_WRITES_TO_CLOSED, WriteFlowControl
+from .transport_errors import FatalErrorReporting
 
 # Large enough for any UDP datagram (65,507 bytes over IPv4) and for most Unix datagrams;
 # a longer one is truncated by the kernel, as for any recvfrom of this size.
@@ -29,7 +30,7 @@ MAX_DATAGRAM = 256 * 1024
 _DATAGRAMS_PER_EVENT = 32
 
 
-class DatagramTransport(WriteFlowControl, asyncio.Transport, asyncio.DatagramTransport):
+class DatagramTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport, asyncio.DatagramTransport):
     """A datagram socket driven by the reactor, speaking to one DatagramProtocol.
 
     Also an `asyncio.Transport`, as asyncio's own datagram transport is (code and asyncio's
@@ -217,13 +218,6 @@ class DatagramTransport(WriteFlowControl, asyncio.Transport, asyncio.DatagramTra
     def abort(self) -> None:
         """Close now, dropping queued datagrams."""
         self._force_close(None)
-
-    def _fatal_error(self, exc: BaseException, message: str) -> None:
-        if not isinstance(exc, OSError) or self._loop.get_debug():
-            self._loop.call_exception_handler(
-                {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
-            )
-        self._force_close(exc)
 
     def _force_close(self, exc) -> None:
         self._closing = True

@@ -22,6 +22,7 @@ import warnings
 from asyncio import BufferedProtocol
 
 from .flowcontrol import WARN_AFTER_WRITES_TO_CLOSED, WriteFlowControl
+from .transport_errors import FatalErrorReporting
 
 # One read takes at most this much, as for sockets: few wake-ups for a fast writer, a bounded
 # buffer per read.
@@ -44,7 +45,7 @@ def _check_pipe_kind(fd: int, for_writing: bool) -> bool:
     raise ValueError("Pipe transport is for pipes/sockets only.")
 
 
-class _PipeTransportBase:
+class _PipeTransportBase(FatalErrorReporting):
     """What both directions share: ownership of the fd, start-up and the final connection_lost."""
 
     _pipe = None  # set first thing, so __del__ works on a transport whose __init__ failed
@@ -95,16 +96,7 @@ class _PipeTransportBase:
     def set_protocol(self, protocol) -> None:
         self._protocol = protocol
 
-    def _fatal_error(self, exc: BaseException, message: str) -> None:
-        # EPIPE, EIO (a tty whose other side hung up)... are the peer leaving, not bugs:
-        # connection_lost(exc) tells the protocol; a traceback in the log would only alarm.
-        if not isinstance(exc, OSError) or self._loop.get_debug():
-            self._loop.call_exception_handler(
-                {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
-            )
-        self._close(exc)
-
-    def _close(self, exc) -> None:
+    def _force_close(self, exc) -> None:
         """Stop all I/O now and deliver connection_lost(exc) on the next pass."""
         self._closing = True
         if self._lost:
@@ -216,11 +208,11 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
         except BaseException as exc:
             self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
             return
-        self._close(None)
+        self._force_close(None)
 
     def close(self) -> None:
         if not self._closing:
-            self._close(None)
+            self._force_close(None)
 
 
 class WritePipeTransport(_PipeTransportBase, WriteFlowControl, asyncio.WriteTransport):
@@ -242,7 +234,7 @@ class WritePipeTransport(_PipeTransportBase, WriteFlowControl, asyncio.WriteTran
 
     def _peer_closed(self) -> None:
         # Readable write end = the last reader closed. Bytes still buffered will never be read.
-        self._close(BrokenPipeError() if self._buffer else None)
+        self._force_close(BrokenPipeError() if self._buffer else None)
 
     # ------------------------------------------------------------------ writing
 
@@ -299,7 +291,7 @@ class WritePipeTransport(_PipeTransportBase, WriteFlowControl, asyncio.WriteTran
             return
         self._loop._remove_writer(self._fd)
         if self._closing:
-            self._close(None)
+            self._force_close(None)
 
     def get_write_buffer_size(self) -> int:
         return len(self._buffer)
@@ -315,7 +307,7 @@ class WritePipeTransport(_PipeTransportBase, WriteFlowControl, asyncio.WriteTran
             return
         self._closing = True
         if not self._buffer:
-            self._close(None)
+            self._force_close(None)
 
     def close(self) -> None:
         self.write_eof()
@@ -323,7 +315,7 @@ class WritePipeTransport(_PipeTransportBase, WriteFlowControl, asyncio.WriteTran
     def abort(self) -> None:
         """Close now, dropping whatever is still buffered."""
         self._buffer.clear()
-        self._close(None)
+        self._force_close(None)
 
 
 class Pipes:

@@ -17,6 +17,7 @@ from asyncio import BufferedProtocol
 from asyncio.constants import _SendfileMode
 
 from .flowcontrol import WARN_AFTER_WRITES_TO_CLOSED, WriteFlowControl
+from .transport_errors import FatalErrorReporting
 
 # One read takes at most this much: large enough that a fast sender needs few wake-ups.
 # (The loop owns the buffer of this size that the reads go into: see `_read_ready`.)
@@ -32,7 +33,7 @@ def _set_nodelay(sock: socket.socket) -> None:
             pass
 
 
-class SocketTransport(WriteFlowControl, asyncio.Transport):
+class SocketTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport):
     """A connected stream socket, driven by the reactor, speaking to one Protocol."""
 
     # asyncio's markers: loop.start_tls() may wrap this transport; loop.sendfile() may use os.sendfile.
@@ -303,14 +304,6 @@ class SocketTransport(WriteFlowControl, asyncio.Transport):
     def abort(self) -> None:
         """Close now, dropping whatever is still buffered."""
         self._force_close(None)
-
-    def _fatal_error(self, exc: BaseException, message: str) -> None:
-        # A peer resetting or vanishing is ordinary network weather, not an error worth a traceback.
-        if not isinstance(exc, OSError) or self._loop.get_debug():
-            self._loop.call_exception_handler(
-                {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
-            )
-        self._force_close(exc)
 
     def _force_close(self, exc) -> None:
         if self._conn_lost:
