@@ -28,6 +28,17 @@ from .transport_errors import FatalErrorReporting
 # buffer per read.
 MAX_READ = 256 * 1024
 
+if hasattr(os, "readv"):
+    def _read_into(fd: int, buf) -> int:
+        """read(2) straight into the protocol's buffer."""
+        return os.readv(fd, [buf])
+else:  # PyPy has no os.readv: read, then copy into the buffer
+    def _read_into(fd: int, buf) -> int:
+        with memoryview(buf) as view, view.cast("B") as target:
+            data = os.read(fd, len(target))
+            target[: len(data)] = data
+        return len(data)
+
 
 def _check_pipe_kind(fd: int, for_writing: bool) -> bool:
     """Raise ValueError unless `fd` is a pipe/FIFO, socket or character device.
@@ -171,7 +182,7 @@ class ReadPipeTransport(_PipeTransportBase, asyncio.ReadTransport):
                 buf = self._protocol.get_buffer(-1)
                 if not len(buf):
                     raise RuntimeError("get_buffer() returned an empty buffer")
-                nbytes = os.readv(self._fd, [buf])
+                nbytes = _read_into(self._fd, buf)
                 data = None
             else:
                 data = os.read(self._fd, MAX_READ)
