@@ -7,7 +7,9 @@ Nothing here sleeps in hope: waits are on conditions, each with a deadline.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import socket
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterator
@@ -16,6 +18,52 @@ import pytest
 
 from server import Config, Server
 from server.config import HTTP_ENGINES
+
+
+def _fix_pypy_thread_join_race() -> None:
+    """Backport PyPy's fix for a race in Thread.join()/is_alive() (pypy/pypy#5079, PR #5080).
+
+    Two threads that wait for one thread's end at once (a join() and an is_alive(), say) can both
+    acquire its _tstate_lock; the slower one's release() then raises "cannot release un-acquired
+    lock". The clients the tests use (websockets' sync client) join and poll their own threads
+    like that, and PyPy before the fix (Debian's 7.3.11) fails them now and then. CPython 3.13
+    replaced this code altogether; PyPy's fix ignores the redundant release, as done here.
+    """
+    if sys.implementation.name != "pypy":
+        return
+    thread = threading.Thread
+    if "RuntimeError" in inspect.getsource(thread._wait_for_tstate_lock):
+        return  # this PyPy has the fix
+
+    def _wait_for_tstate_lock(self, block=True, timeout=-1):
+        lock = self._tstate_lock
+        if lock is None:
+            return  # already stopped
+        try:
+            if lock.acquire(block, timeout):
+                with contextlib.suppress(RuntimeError):
+                    lock.release()
+                self._stop()
+        except BaseException:
+            if lock.locked():  # acquired, then interrupted before the release (bpo-45274)
+                with contextlib.suppress(RuntimeError):
+                    lock.release()
+                self._stop()
+            raise
+
+    def _stop(self):
+        # As upstream's, minus its assertion that the lock is free: a racing waiter may hold it.
+        self._is_stopped = True
+        self._tstate_lock = None
+        if not self.daemon:
+            with threading._shutdown_locks_lock:
+                threading._maintain_shutdown_locks()
+
+    thread._wait_for_tstate_lock = _wait_for_tstate_lock
+    thread._stop = _stop
+
+
+_fix_pypy_thread_join_race()
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.005) -> Any:

@@ -319,6 +319,7 @@ def test_tls_rejects_an_untrusted_certificate(loop, tls) -> None:
     run(loop, main())
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="StreamWriter.start_tls() is new in Python 3.11")
 def test_start_tls_upgrades_a_plain_connection(loop, tls) -> None:
     server_ctx, client_ctx = tls
 
