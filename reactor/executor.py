@@ -61,13 +61,17 @@ class _Bridge:
 
 
 def _as_asyncio_error(exc: BaseException) -> BaseException:
-    """concurrent.futures' own CancelledError/InvalidStateError become asyncio's, as asyncio does.
+    """concurrent.futures' own CancelledError/TimeoutError/InvalidStateError become asyncio's, as
+    asyncio does.
 
     Work that waited on a cancelled concurrent future (run_coroutine_threadsafe of a task that was
-    cancelled) must surface as asyncio.CancelledError, which `except CancelledError` catches.
+    cancelled) must surface as asyncio.CancelledError, which `except CancelledError` catches; one
+    that timed out waiting, as asyncio.TimeoutError (a class of its own before Python 3.11).
     """
     if type(exc) is concurrent.futures.CancelledError:
         return asyncio.CancelledError(*exc.args)
+    if type(exc) is concurrent.futures.TimeoutError:
+        return asyncio.TimeoutError(*exc.args)
     if type(exc) is concurrent.futures.InvalidStateError:
         return asyncio.InvalidStateError(*exc.args)
     return exc

@@ -7,6 +7,7 @@ Every wait is on a condition with a deadline; nothing sleeps in the hope that wo
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import gc
 import logging
@@ -282,6 +283,16 @@ def test_executor_exception_is_delivered(loop) -> None:
 
     with pytest.raises(LookupError, match="from the pool"):
         run(loop, loop.run_in_executor(None, fails))
+
+
+def test_executor_timeout_becomes_asyncio_timeout(loop) -> None:
+    # As asyncio's wrap_future: concurrent.futures.TimeoutError (work that gave up waiting on a
+    # concurrent future) surfaces as asyncio.TimeoutError, a class of its own before 3.11.
+    def times_out():
+        raise concurrent.futures.TimeoutError("gave up")
+
+    with pytest.raises(asyncio.TimeoutError, match="gave up"):
+        run(loop, loop.run_in_executor(None, times_out))
 
 
 def test_shutdown_default_executor_joins_threads_and_refuses_new_work(loop) -> None:
