@@ -56,6 +56,24 @@ MODULES = (
     "test_pep492", "test_unix_events", "test_buffered_proto", "test_protocols", "test_threads",
     "test_transports",
 )
+
+
+def available_modules(modules=MODULES) -> tuple[str, ...]:
+    """The modules of `modules` this Python's test.test_asyncio has (3.9's lacks test_timeouts,
+    test_taskgroups and test_ssl); none when the stdlib tests are not installed (Debian ships
+    them apart: libpython3.X-testsuite, pypy3-lib-testsuite)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(PREFIX.rstrip("."))
+    except ImportError:
+        return ()
+    if spec is None or not spec.submodule_search_locations:
+        return ()
+    package_dir = list(spec.submodule_search_locations)[0]
+    return tuple(m for m in modules if os.path.exists(os.path.join(package_dir, m + ".py")))
+
+
 # A test still running after this long is declared hung; its child is killed and restarted past it.
 TEST_DEADLINE = 60.0
 PASSED = ("passed", "skipped", "expected-failure")
@@ -328,13 +346,16 @@ def run_module(kind: str, module_name: str, only: list[str] | None = None, max_r
     return records
 
 
-def run_all(modules=MODULES, workers: int = 2, rerun_failures: bool = True) -> dict[str, dict[str, dict]]:
-    """{kind: {test id: record}} for both loop kinds over `modules`, `workers` children at a time.
+def run_all(modules=None, workers: int = 2, rerun_failures: bool = True) -> dict[str, dict[str, dict]]:
+    """{kind: {test id: record}} for both loop kinds over `modules` (default: every module of
+    MODULES this Python has), `workers` children at a time.
 
     A test that passed on asyncio's loop and failed on the Reactor is run once more, alone, on
     the Reactor (as CPython's regrtest reruns failures): timing-sensitive tests on a loaded
     two-core machine fail now and then on either loop. Its record keeps "first_outcome".
     """
+    if modules is None:
+        modules = available_modules()
     results: dict[str, dict[str, dict]] = {"asyncio": {}, "reactor": {}}
     jobs = [(kind, module) for module in modules for kind in ("reactor", "asyncio")]
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -396,14 +417,14 @@ def main(argv=None) -> None:
     child.add_argument("--skip")
     child.add_argument("--only")
     report = sub.add_parser("report", help="run every module on both loops and print the comparison")
-    report.add_argument("modules", nargs="*", default=list(MODULES))
+    report.add_argument("modules", nargs="*", default=None)
     report.add_argument("--json", help="also write every record here")
     args = parser.parse_args(argv)
     if args.command == "child":
         child_main(args.loop, args.module, args.results, args.skip, args.only)
         return
     started = time.monotonic()
-    results = run_all(args.modules)
+    results = run_all(args.modules or None)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -8,9 +8,15 @@ module only states the rule. One run takes several minutes on two cores.
 from __future__ import annotations
 
 import fnmatch
+import os
+import sys
 
 import pytest
-from asyncio_conformance import regressions_of, run_all, summarize
+from asyncio_conformance import available_modules, regressions_of, run_all, summarize
+
+if not available_modules():
+    pytest.skip("this Python's own tests (test.test_asyncio) are not installed; on Debian they are "
+                "the libpython3.X-testsuite and pypy3-lib-testsuite packages", allow_module_level=True)
 
 # Tests that pass on asyncio's loop and cannot pass on the Reactor, each with why. Every entry
 # reaches into asyncio's implementation (private attributes, mocks of asyncio's modules, its
@@ -35,10 +41,20 @@ KNOWN_DIFFERENCES = {
         "mocks asyncio.unix_events.socket, which the Reactor does not import",
 }
 
+# Races that the Reactor loses now and then where it watches children with a thread (no
+# os.pidfd_open, as on PyPy): they may differ, so they are not held to still differing.
+RACY_WITHOUT_PIDFD = {
+    "test_subprocess.SubprocessFastWatcherTests.test_*":
+        "asyncio's FastChildWatcher reaps every child (waitpid(-1) on SIGCHLD); the Reactor's watcher "
+        "thread waits without reaping (waitid WNOWAIT) and then reaps, and when the SIGCHLD handler "
+        "reaps in between, the exit status is lost (255, as asyncio reports for a child reaped elsewhere)",
+}
+
 
 def known_difference(test_id: str) -> str | None:
     """Why `test_id` may differ on the Reactor, or None when it must not."""
-    for pattern, reason in KNOWN_DIFFERENCES.items():
+    racy = {} if hasattr(os, "pidfd_open") else RACY_WITHOUT_PIDFD
+    for pattern, reason in {**KNOWN_DIFFERENCES, **racy}.items():
         if fnmatch.fnmatchcase(test_id, pattern):
             return reason
     return None
@@ -65,15 +81,22 @@ def test_the_suite_really_ran_on_the_reactor(results) -> None:
     # the comparison above pass vacuously.
     totals = {key: sum(row[key] for row in summarize(results).values()) for key in ("run_reactor", "on_loop")}
     assert totals["run_reactor"] > 1500
-    assert totals["on_loop"] > 900
+    # 3.11's suite: 1068 of 2068 tests make a real loop. 3.9's runs more of them on
+    # test_utils.TestLoop and lacks test_timeouts/test_taskgroups/test_ssl, and PyPy (no _asyncio)
+    # skips test_tasks' C-Task half: 599 of 1919 on PyPy 3.9.
+    assert totals["on_loop"] > (900 if sys.version_info >= (3, 11) else 500)
     loops = {record["loops"] for record in results["reactor"].values()}
     assert loops != {0}
 
 
 @pytest.mark.timeout(900)
 def test_known_differences_are_still_different(results) -> None:
-    # An entry that no longer differs (fixed, or renamed upstream) must leave the list.
+    # An entry that no longer differs (fixed, or renamed upstream) must leave the list. The list
+    # is written against 3.11's suite: older suites lack some of its tests (3.9's has no
+    # test_create_subprocess_fails_with_inactive_watcher), whose entries do not apply there.
     regressions = regressions_of(results)
+    ran = set(results["asyncio"])
     stale = [pattern for pattern in KNOWN_DIFFERENCES
-             if not any(fnmatch.fnmatchcase(test_id, pattern) for test_id in regressions)]
+             if not any(fnmatch.fnmatchcase(test_id, pattern) for test_id in regressions)
+             and (sys.version_info >= (3, 11) or any(fnmatch.fnmatchcase(test_id, pattern) for test_id in ran))]
     assert not stale
