@@ -18,6 +18,8 @@ import pytest
 from conftest import wait_until
 
 # Only look for Locust: importing it would gevent-monkey-patch this whole test process.
+if sys.version_info < (3, 10):
+    pytest.skip("the load tests need Locust 2.37+ (--json-file), which needs Python 3.10+", allow_module_level=True)
 if importlib.util.find_spec("locust") is None:
     pytest.skip("locust is not installed: pip install '.[loadtest]'", allow_module_level=True)
 psutil = pytest.importorskip("psutil")  # a dependency of locust
