@@ -7,8 +7,8 @@ fails startup with a clear message); the runner tree is built once the loop exis
                                              WsgiRunner: a job per request on the WorkerPool
 
 A connection calls ``runner.start(scope, channel)`` and gets back the cycle to feed body and
-disconnects to. One ``WorkerPool`` serves every WSGI app of the server, and is only made
-when there is one.
+disconnects to; ``cycle.begin()`` then runs the app. One ``WorkerPool`` serves every WSGI
+app of the server, and is only made when there is one.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from server.wsgi import WsgiRunner
 
 
 class AsgiRunner:
-    """Runs an ASGI 3 app for each request as a task on the loop (reactor thread)."""
+    """Runs an ASGI 3 app for each request as an eager task on the loop (reactor thread)."""
 
     __slots__ = ("app", "loop", "tasks")
 
@@ -41,11 +41,7 @@ class AsgiRunner:
         self.tasks = state.tasks
 
     def start(self, scope: Scope, channel: Channel) -> RequestCycle:
-        cycle = RequestCycle(scope, channel, self.loop)
-        task = self.loop.create_task(cycle.run(self.app))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return cycle
+        return RequestCycle(scope, channel, self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)

@@ -63,10 +63,15 @@ class Channel(Protocol):
 
 
 class RequestCycle:
+    """The ASGI side of one request. Made by ``AsgiRunner.start``; the connection feeds it the
+    body it has already parsed, then calls ``begin()`` to run the app."""
+
     __slots__ = (
         "scope",
         "channel",
+        "runner",
         "loop",
+        "task",
         "body",
         "body_size",
         "more_body",
@@ -77,10 +82,12 @@ class RequestCycle:
         "waiter",
     )
 
-    def __init__(self, scope: Scope, channel: Channel, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, scope: Scope, channel: Channel, runner: Any) -> None:
         self.scope = scope
         self.channel = channel
-        self.loop = loop
+        self.runner = runner  # server.apps.AsgiRunner: the app, the loop, the server's set of request tasks
+        self.loop = runner.loop
+        self.task: asyncio.Task | None = None  # set if the app is still running after its first step
         self.body: list[bytes] = []  # received, not yet handed to the app
         self.body_size = 0
         self.more_body = True  # the client has more body to send
@@ -116,6 +123,19 @@ class RequestCycle:
 
     # -- the ASGI callables ------------------------------------------------------------------
 
+    def begin(self) -> None:
+        """Run the app: its first step now, the rest (if it waits for anything) as a task.
+
+        Run eagerly, a plaintext handler has finished, response written, before this returns.
+        Only a task that outlives its first step joins the server's set (which shutdown
+        waits on); ``run`` takes it out again, so no done-callback is needed.
+        """
+        runner = self.runner
+        task = self.loop.create_eager_task(self.run(runner.app))
+        if not task.done():
+            self.task = task
+            runner.tasks.add(task)
+
     async def run(self, app: ASGIApp) -> None:
         """Run the app for this request and clean up after whatever it did."""
         try:
@@ -144,6 +164,8 @@ class RequestCycle:
                 self.channel.abort(self)
         finally:
             self.channel.cycle_done(self)
+            if self.task is not None:
+                self.runner.tasks.discard(self.task)
 
     async def receive(self) -> Message:
         if self.more_body and not self.body and not self.disconnected and self.response_state != DONE:
@@ -184,7 +206,7 @@ class RequestCycle:
         await self.channel.send_file(self, file, offset, count)
 
     async def send(self, message: Message) -> None:
-        if not isinstance(message, Mapping) or "type" not in message:
+        if (type(message) is not dict and not isinstance(message, Mapping)) or "type" not in message:
             raise RuntimeError(f"ASGI message must be a dict with a 'type' key, got {message!r}.")
         mtype = message["type"]
         if self.disconnected:

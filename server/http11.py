@@ -53,6 +53,14 @@ _STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason i
 _is_token = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
 _bad_value = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$").search
 
+# Response fields an app sends on every response (content-type, cache-control...) are
+# checked once: the rendered line of each valid (name, value) tuple is kept, up to a bound
+# so that apps sending unique values (cookies, etags) cannot grow it. The fields the server
+# acts on, or replaces, are never cached: their values matter per response.
+_FIELD_LINES: dict[tuple[bytes, bytes], bytes] = {}
+_MAX_FIELD_LINES = 512
+_SERVER_SET = frozenset((b"content-length", b"transfer-encoding", b"connection", b"date", b"server"))
+
 _HEADER_TIMER, _KEEPALIVE_TIMER, _LINGER_TIMER = 1, 2, 3  # NO_TIMER is 0
 _LENGTH, _CHUNKED, _CLOSE_DELIMITED, _NO_BODY = 0, 1, 2, 3
 
@@ -94,6 +102,7 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         self.server: tuple[str, int] | None = None
         self.tls = False  # over TLS: scopes say "https"/"wss", WSGI says wsgi.url_scheme "https"
         self.cycle: RequestCycle | None = None
+        self._unstarted: RequestCycle | None = None  # the cycle whose app _handle_events starts
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_kind = NO_TIMER
@@ -160,7 +169,7 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._closed = True
-        self._cancel_timer()
+        self._drop_timer()
         state = self.state
         state.connections.discard(self)
         cycle = self.cycle
@@ -193,7 +202,30 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         """A parser for the next request (one per request: see the module docstring)."""
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.limit_request_head_size)
 
+    def _restart_parser(self) -> bool:
+        """Make the parser ready for the next request; True if bytes of it are buffered."""
+        data = self.conn.trailing_data[0]
+        self.conn = self._new_parser()
+        if not data:
+            return False
+        self.conn.receive_data(data)
+        return True
+
     def _handle_events(self) -> None:
+        """Act on everything the parser can make of the bytes received so far; then start
+        the app of a request that arrived among them.
+
+        The app starts last so that it finds the body already fed to its cycle (a GET's
+        receive() returns at once) and so that, when it runs eagerly and finishes, nothing
+        of this parse is left to do on the connection it has moved to the next request.
+        """
+        self._parse()
+        cycle = self._unstarted
+        if cycle is not None:
+            self._unstarted = None
+            cycle.begin()
+
+    def _parse(self) -> None:
         conn = self.conn
         Data, Request, EndOfMessage = self._Data, self._Request, self._EndOfMessage
         while not self._closed:
@@ -230,16 +262,18 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         else:
             self._close()
 
-    def _on_request(self, event: h11.Request) -> None:
-        self._cancel_timer()
-        state = self.state
-        config = self.config
+    def _request_facts(self, event: h11.Request) -> tuple | None:
+        """What the server needs from a request head, found by one pass over its fields:
+        ``(headers, version, keep_alive, content_length, chunked, te_trailers, upgrade,
+        head_size)``; None if the request was rejected here.
+
+        The fast engine's parser has worked these out already (server/http_fast.py)."""
         headers = [(name, value) for name, value in event.headers]
         http_version = event.http_version
         if http_version != b"1.1" and http_version != b"1.0":
             if http_version[:2] != b"1.":
                 self._reject(505)  # RFC 9112 2.3: another major version is not ours to answer
-                return
+                return None
             http_version = b"1.1"  # a higher 1.x minor version is answered as 1.1
         http10 = http_version == b"1.0"
         keep_alive = not http10
@@ -266,9 +300,20 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
                 chunked = True
             elif name == b"upgrade":
                 upgrade = value
+        version = "1.0" if http10 else "1.1"
+        return headers, version, keep_alive, content_length, chunked, te_trailers, upgrade, head_size
+
+    def _on_request(self, event: h11.Request) -> None:
+        self._cancel_timer()
+        state = self.state
+        config = self.config
+        facts = self._request_facts(event)
+        if facts is None:
+            return
+        headers, version, keep_alive, content_length, chunked, te_trailers, upgrade, head_size = facts
+        http10 = version == "1.0"
         method = event.method.decode("ascii")
         target = event.target
-        version = http_version.decode("ascii")
         self._request_line = (method, target.decode("latin-1"), version)
         self._start_time = self.loop.time()
         self._http10 = http10
@@ -322,7 +367,7 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         }
         state.active_requests += 1
         state.count_request()
-        self.cycle = self.app.start(scope, self)
+        self.cycle = self._unstarted = self.app.start(scope, self)
 
     def handle_upgrade(self, event: h11.Request, headers: list[tuple[bytes, bytes]], upgrade: bytes) -> bool:
         """Hook for protocol upgrades (WebSocket): return True to take the request over.
@@ -336,6 +381,7 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         if take_over is None or upgrade.lower() != b"websocket":
             return False
         self._closed = True  # this protocol is done: the transport now belongs to the websocket
+        self._drop_timer()
         self.state.connections.discard(self)
         take_over(self, event, headers)
         return True
@@ -373,13 +419,11 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         self.cycle = None
         self._request_line = None
         self._head_request = False
-        data = self.conn.trailing_data[0]
-        self.conn = self._new_parser()
+        pipelined = self._restart_parser()
         self._request_done = False
         self._pipelined = 0
         self._resume_reading()
-        if data:
-            self.conn.receive_data(data)
+        if pipelined:
             self._handle_events()
         else:
             self._set_timer(_KEEPALIVE_TIMER, self.config.timeout_keep_alive)
@@ -403,7 +447,15 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         has_date = has_server = False
         content_length = None
         lines = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
+        known = _FIELD_LINES.get
         for header in headers:
+            try:
+                line = known(header)
+            except TypeError:  # a list pair: unhashable, so checked every time
+                line = None
+            if line is not None:
+                lines.append(line)
+                continue
             name, value = _check_header(header)
             lname = name.lower()
             if lname == b"content-length":
@@ -424,7 +476,10 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
                 has_date = True
             elif lname == b"server":
                 has_server = True
-            lines.append(name + b": " + value + b"\r\n")
+            line = name + b": " + value + b"\r\n"
+            if lname not in _SERVER_SET and len(_FIELD_LINES) < _MAX_FIELD_LINES and type(header) is tuple:
+                _FIELD_LINES[header] = line
+            lines.append(line)
 
         if self._head_request or status == 204 or status == 304:
             framing = _NO_BODY
@@ -650,7 +705,7 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
     def _close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._cancel_timer()
+            self._drop_timer()
             self.transport.close()
 
     def _close_lingering(self) -> None:
@@ -669,7 +724,7 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         except Exception:
             can_half_close = False
         if not can_half_close:
-            self._cancel_timer()
+            self._drop_timer()
             transport.close()
             return
         transport.write_eof()
@@ -696,7 +751,7 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
 
     def force_close(self) -> None:
         self._closed = True
-        self._cancel_timer()
+        self._drop_timer()
         self.transport.abort()
 
     # -- helpers -------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ class Runner(Protocol):
     an ASGI app for other scopes (the WebSocket handler calls it)."""
 
     def start(self, scope: Scope, channel: Channel) -> Any:
-        """Begin serving one request; returns the cycle the connection feeds (reactor thread)."""
+        """The cycle for one request, not yet running: the connection feeds it what it has
+        parsed, then calls its ``begin()`` (reactor thread)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 

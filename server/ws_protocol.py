@@ -190,7 +190,7 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._closed = True
-        self._cancel_timer()
+        self._drop_timer()
         state = self.state
         state.connections.discard(self)
         if self.cycle is not None:
@@ -352,7 +352,7 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
     def _close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._cancel_timer()
+            self._drop_timer()
             self.transport.close()
 
     def shutdown(self) -> None:
@@ -363,7 +363,7 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
 
     def force_close(self) -> None:
         self._closed = True
-        self._cancel_timer()
+        self._drop_timer()
         self.transport.abort()
 
     # -- responses instead of the handshake ------------------------------------------------------

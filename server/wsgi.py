@@ -98,11 +98,13 @@ class WsgiRunner:
         self._pending: list[WsgiCycle] = []
 
     def start(self, scope: Scope, channel: Channel) -> WsgiCycle:
-        cycle = WsgiCycle(self, scope, channel)
+        return WsgiCycle(self, scope, channel)
+
+    def enqueue(self, cycle: WsgiCycle) -> None:
+        """Hand a cycle to the pool at the end of this loop pass (see the class docstring)."""
         self._pending.append(cycle)
         if len(self._pending) == 1:
             self.inbox.loop.call_soon(self._submit)
-        return cycle
 
     def _submit(self) -> None:
         pending, self._pending = self._pending, []
@@ -118,6 +120,7 @@ class WsgiRunner:
 
 class WsgiCycle:
     __slots__ = (
+        "runner",
         "app",
         "loop",
         "inbox",
@@ -146,6 +149,7 @@ class WsgiCycle:
     )
 
     def __init__(self, runner: WsgiRunner, scope: Scope, channel: Channel) -> None:
+        self.runner = runner
         self.app = runner.app
         self.inbox = runner.inbox
         self.loop = runner.inbox.loop
@@ -171,6 +175,9 @@ class WsgiCycle:
         self._gone = False  # the client left or the response was refused: stop producing
 
     # -- runs in the reactor: what the connection calls -----------------------------------------
+
+    def begin(self) -> None:
+        self.runner.enqueue(self)
 
     @property
     def body_size(self) -> int:

@@ -125,6 +125,15 @@ class ServerConnection(ResponseWriter):
         self.our_state = IDLE
         self._search = self._pos
 
+    def next_request(self) -> None:
+        """``start_next_cycle`` for a server that renders responses itself, and so never
+        tells this object it sent one: the request is complete, expect the next."""
+        if self.their_state != DONE:
+            raise LocalProtocolError("next_request() before the request is complete")
+        self.their_state = IDLE
+        self.our_state = IDLE
+        self._search = self._pos
+
     # -- the head -------------------------------------------------------------------------
 
     def _read_head(self) -> Event:

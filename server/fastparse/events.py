@@ -40,6 +40,8 @@ class Request:
         "content_length",
         "chunked",
         "expect_continue",
+        "te_trailers",
+        "upgrade",
     )
 
     def __init__(
@@ -52,6 +54,8 @@ class Request:
         content_length: int | None,
         chunked: bool,
         expect_continue: bool,
+        te_trailers: bool = False,
+        upgrade: bytes | None = None,
     ) -> None:
         self.method = method
         self.target = target
@@ -61,6 +65,8 @@ class Request:
         self.content_length = content_length
         self.chunked = chunked
         self.expect_continue = expect_continue
+        self.te_trailers = te_trailers  # TE lists "trailers": the client takes trailer fields
+        self.upgrade = upgrade  # the Upgrade field's value, if any (a WebSocket handshake)
 
     def __repr__(self) -> str:
         return f"Request(method={self.method!r}, target={self.target!r}, http_version={self.http_version!r})"

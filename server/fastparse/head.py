@@ -97,7 +97,11 @@ def parse_request_head(head: bytes) -> Request:
             keep_alive = b"close" not in tokens and (not http10 or b"keep-alive" in tokens)
     # RFC 9110 10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0 request.
     expect_continue = not http10 and b"\nexpect:" in names and b"100-continue" in _tokens(_joined(headers, b"expect"))
-    return Request(method, target, version, headers, keep_alive, content_length, chunked, expect_continue)
+    te_trailers = b"\nte:" in names and b"trailers" in _joined(headers, b"te").lower()
+    upgrade = _joined(headers, b"upgrade") if b"\nupgrade:" in names else None
+    return Request(
+        method, target, version, headers, keep_alive, content_length, chunked, expect_continue, te_trailers, upgrade
+    )
 
 
 def _joined(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
