@@ -21,26 +21,27 @@ def _cell(text: str) -> str:
 def write_table(rows: list[dict[str, Any]], path: Path, baseline: str) -> str:
     """A Markdown table; the ratio column is relative to the ``baseline`` server's row."""
     lines = [
-        f"| scenario | server | interface | req/s (median) | p99 | vs {baseline} | note |",
-        "|---|---|---|---:|---:|---:|---|",
+        f"| scenario | server | interface | req/s (median) | p99 | vs {baseline} | CPU µs/req | note |",
+        "|---|---|---|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         scenario, server = row["scenario"], row["server"]
         if "na" in row:
-            lines.append(f"| {scenario} | {server} | | n/a | | | {_cell(row['na'])} |")
+            lines.append(f"| {scenario} | {server} | | n/a | | | | {_cell(row['na'])} |")
             continue
         note = _cell(row.get("note", ""))
         if "kib_per_conn" in row:
             base = _baseline(rows, scenario, "kib_per_conn", baseline)
             ratio = f"{row['kib_per_conn'] / base:.2f}x mem" if base else ""
             value = f"{row['kib_per_conn']:.1f} KiB/conn ({row['connections']} conns)"
-            lines.append(f"| {scenario} | {server} | {row['interface']} | {value} | | {ratio} | {note} |")
+            lines.append(f"| {scenario} | {server} | {row['interface']} | {value} | | {ratio} | | {note} |")
             continue
         base = _baseline(rows, scenario, "rps", baseline)
         ratio = f"{row['rps'] / base:.2f}x" if base else ""
         # wrk cannot time pipelined requests one by one: no p99 then.
         rps, p99 = f"{row['rps']:,.0f}", f"{row['p99_ms']:.2f} ms" if row["p99_ms"] else "—"
-        lines.append(f"| {scenario} | {server} | {row['interface']} | {rps} | {p99} | {ratio} | {note} |")
+        cpu = f"{row['cpu_us']:.1f}" if row.get("cpu_us") else ""
+        lines.append(f"| {scenario} | {server} | {row['interface']} | {rps} | {p99} | {ratio} | {cpu} | {note} |")
     text = "\n".join(lines) + "\n"
     path.write_text(text)
     return text

@@ -194,6 +194,17 @@ class Running:
                     pids.append(int(entry.name))
         return pids
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time used so far by the server's processes (all their threads)."""
+        ticks = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime: stat fields 14 and 15
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def rss_kib(self) -> int:
         total = 0
         for pid in self.pids():

@@ -24,6 +24,7 @@ class Result:
         self.rps = rps
         self.p99_ms = p99_ms
         self.errors = errors
+        self.cpu_us = 0.0  # the server's CPU time per request, filled in by the caller
 
 
 def run_wrk(port: int, path: str, seconds: int, connections: int, core: str, script: str | None) -> Result:
