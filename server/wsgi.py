@@ -42,6 +42,29 @@ HIGH_WATER = 64 * 1024  # bytes handed to the reactor and not yet written, befor
 _MORE, _COMPLETE, _FAILED, _GONE = 0, 1, 2, 3  # how the worker ended (or not yet)
 _status_line = re.compile(r"([2-5][0-9][0-9]) [^\r\n\x00]*").fullmatch
 
+# The (str, str) header tuples an app sends on every response, checked and encoded once:
+# the connection then finds the encoded pair among the field lines it has rendered before
+# (server/http11.py). Bounded, as apps may send unique values (cookies, etags).
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_MAX_ENCODED = 512
+
+
+def _encode_header(header: Any) -> tuple[bytes, bytes]:
+    """A WSGI header as the (name, value) bytes the connection takes; TypeError or
+    ValueError saying what is wrong with it."""
+    if type(header) is not tuple or len(header) != 2:
+        raise TypeError(f"Invalid WSGI header {header!r}: expected a (name, value) tuple.")
+    name, value = header
+    if type(name) is not str or type(value) is not str:
+        raise TypeError(f"WSGI header names and values must be str, got {header!r}.")
+    try:
+        pair = (name.encode("latin-1"), value.encode("latin-1"))
+    except UnicodeEncodeError:
+        raise ValueError(f"WSGI header {header!r} is not latin-1 (PEP 3333 requires it).")
+    if len(_ENCODED) < _MAX_ENCODED and name.lower() != "content-length":
+        _ENCODED[header] = pair
+    return pair
+
 
 class FileWrapper:
     """``wsgi.file_wrapper``: a file as an iterable of blocks.
@@ -369,17 +392,13 @@ class WsgiCycle:
             raise TypeError(f"WSGI response headers must be a list, not {type(headers).__name__}.")
         encoded = []
         has_length = False
+        known = _ENCODED.get
         for header in headers:
-            if type(header) is not tuple or len(header) != 2:
-                raise TypeError(f"Invalid WSGI header {header!r}: expected a (name, value) tuple.")
-            name, value = header
-            if type(name) is not str or type(value) is not str:
-                raise TypeError(f"WSGI header names and values must be str, got {header!r}.")
-            try:
-                encoded.append((name.encode("latin-1"), value.encode("latin-1")))
-            except UnicodeEncodeError:
-                raise ValueError(f"WSGI header {header!r} is not latin-1 (PEP 3333 requires it).")
-            has_length = has_length or name.lower() == "content-length"
+            pair = known(header) if type(header) is tuple else None
+            if pair is None:  # (a Content-Length is never among the known)
+                pair = _encode_header(header)
+                has_length = has_length or pair[0].lower() == b"content-length"
+            encoded.append(pair)
         self._status = int(status[:3])
         self._headers = encoded
         self._has_length = has_length
