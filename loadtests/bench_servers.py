@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -55,9 +56,26 @@ class ServerSpec:
         return self.unavailable
 
 
-def _treadle(engine: str | None) -> Callable[[str, str, int, bool], list[str]]:
+def pypy_interpreter() -> tuple[str | None, str]:
+    """A PyPy that can run Treadle (``$TREADLE_BENCH_PYPY``, else ``pypy3`` on PATH, if it
+    imports h11), or None and how to get one."""
+    how = (
+        "no PyPy with h11: apt-get install pypy3 pypy3-venv && pypy3 -m venv /tmp/pypy && "
+        "/tmp/pypy/bin/pip install -e '.[bench]', then TREADLE_BENCH_PYPY=/tmp/pypy/bin/python"
+    )
+    candidate = os.environ.get("TREADLE_BENCH_PYPY") or shutil.which("pypy3")
+    if not candidate:
+        return None, how
+    try:
+        probe = subprocess.run([candidate, "-c", "import h11"], cwd=ROOT, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None, how
+    return (candidate, "") if probe.returncode == 0 else (None, how)
+
+
+def _treadle(engine: str | None, python: str = PY) -> Callable[[str, str, int, bool], list[str]]:
     def command(app: str, interface: str, port: int, idle: bool) -> list[str]:
-        argv = [PY, "-m", "server", app, "--host", "127.0.0.1", "--port", str(port), "--interface", interface]
+        argv = [python, "-m", "server", app, "--host", "127.0.0.1", "--port", str(port), "--interface", interface]
         argv += ["--no-access-log", "--log-level", "warning", "--lifespan", "off"]
         if engine is not None:
             argv += ["--http", engine]
@@ -112,6 +130,9 @@ def all_servers() -> tuple[list[ServerSpec], str]:
         baseline = f"treadle-{default}"
     else:
         servers, baseline = [ServerSpec("treadle", ("asgi", "wsgi"), _treadle(None))], "treadle"
+    pypy, how = pypy_interpreter()
+    name = f"treadle-{default}-pypy" if default else "treadle-pypy"
+    servers.append(ServerSpec(name, ("asgi", "wsgi"), _treadle(default, pypy or PY), unavailable=None if pypy else how))
     asgi_only = {"wsgi": "ASGI-only server"}
     wsgi_only = {"asgi": "WSGI-only server"}
     servers += [
