@@ -144,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a client has to send a complete request head (slowloris guard)",
     )
     p.add_argument(
+        "--timeout-request-body",
+        type=float,
+        default=60.0,
+        help="seconds a client may go without sending body bytes it owes (0: no limit)",
+    )
+    p.add_argument(
         "--timeout-graceful-shutdown",
         type=float,
         default=30.0,
@@ -220,6 +226,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         trace_reactor=args.trace_reactor,
         timeout_keep_alive=args.timeout_keep_alive,
         timeout_request_header=args.timeout_request_header,
+        timeout_request_body=args.timeout_request_body,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
         limit_concurrency=args.limit_concurrency,
         limit_request_head_size=args.limit_request_head_size,

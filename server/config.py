@@ -97,6 +97,8 @@ class Config:
         # defeats slowloris while allowing slow mobile links; 30 s graceful as gunicorn.
         timeout_keep_alive: float = 5.0,
         timeout_request_header: float = 10.0,
+        # 60 s without a byte of a request body the client owes: nginx's client_body_timeout.
+        timeout_request_body: float | None = 60.0,
         timeout_graceful_shutdown: float = 30.0,
         # WebSockets: 16 MiB messages, a ping every 20 s answered within 20 s (uvicorn's defaults).
         ws: str = "auto",
@@ -182,6 +184,7 @@ class Config:
         self.limit_concurrency = limit_concurrency or None
         self.timeout_keep_alive = timeout_keep_alive
         self.timeout_request_header = timeout_request_header
+        self.timeout_request_body = timeout_request_body or None
         self.timeout_graceful_shutdown = timeout_graceful_shutdown
         self.ws = ws
         self.ws_max_size = ws_max_size

@@ -61,7 +61,7 @@ _FIELD_LINES: dict[tuple[bytes, bytes], bytes] = {}
 _MAX_FIELD_LINES = 512
 _SERVER_SET = frozenset((b"content-length", b"transfer-encoding", b"connection", b"date", b"server"))
 
-_HEADER_TIMER, _KEEPALIVE_TIMER, _LINGER_TIMER = 1, 2, 3  # NO_TIMER is 0
+_HEADER_TIMER, _KEEPALIVE_TIMER, _LINGER_TIMER, _BODY_TIMER = 1, 2, 3, 4  # NO_TIMER is 0
 _LENGTH, _CHUNKED, _CLOSE_DELIMITED, _NO_BODY = 0, 1, 2, 3
 
 
@@ -243,7 +243,9 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
                 self._on_end_of_message()
                 return
             elif event is self._NEED_DATA:
-                if self.cycle is None and self._timer_kind == NO_TIMER:
+                if self.cycle is not None:
+                    self._arm_body_timer()
+                elif self._timer_kind == NO_TIMER:
                     self._set_timer(_HEADER_TIMER, self.config.timeout_request_header)
                 return
             else:  # PAUSED cannot happen (we stop at EndOfMessage); ConnectionClosed is not fed
@@ -403,9 +405,12 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         self._expect_100 = False  # the client sent the body without waiting
         if cycle.feed_body(data) > MAX_BUFFERED_BODY:
             self._pause_reading()
+            self._cancel_timer()  # the app is behind, not the client: no body deadline meanwhile
 
     def _on_end_of_message(self) -> None:
         self._request_done = True
+        if self._timer_kind == _BODY_TIMER:
+            self._cancel_timer()
         self._expect_100 = False  # the whole body is here (e.g. Content-Length: 0)
         if self._discarding:
             self._discarding = False
@@ -438,8 +443,18 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
             self._expect_100 = False
             self.transport.write(_CONTINUE)
             self.state.stats.bytes_out += len(_CONTINUE)
+            self._arm_body_timer()
         if self._read_paused and cycle.body_size <= MAX_BUFFERED_BODY:
             self._resume_reading()
+            self._arm_body_timer()
+
+    def _arm_body_timer(self) -> None:
+        """Start (or restart) the clock on the client's next body bytes, unless nothing is
+        owed or it is not the client holding them up: reading paused because the app is
+        behind, or a client waiting for its 100 Continue."""
+        timeout = self.config.timeout_request_body
+        if timeout and not self._request_done and not self._read_paused and not self._expect_100:
+            self._set_timer(_BODY_TIMER, timeout)
 
     def start_response(
         self, cycle: RequestCycle, status: int, headers: Iterable[Any], trailers: bool
@@ -657,6 +672,7 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
             # the next request can be parsed (bounded by the body size limit).
             self._discarding = True
             self._resume_reading()
+            self._arm_body_timer()
 
     def _reject(self, status: int) -> None:
         """Answer with a short plain-text error and close (used before or instead of the app)."""
@@ -763,6 +779,16 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
             return
         elif kind == _KEEPALIVE_TIMER:
             self._close()
+        elif kind == _BODY_TIMER and self.cycle is not None:
+            # The client stopped sending a body it owes (RFC 9110 15.5.9: 408).
+            timeout = self.config.timeout_request_body
+            error_logger.debug("No body bytes from %s for %s s: closing.", self.client, timeout)
+            self.cycle.disconnect()
+            if self.cycle.response_state == START and not self._discarding:
+                self._reject(408)
+            else:
+                self._log_access()
+                self._close()
         elif kind == _HEADER_TIMER and self.cycle is None:
             if self.conn.trailing_data[0]:
                 self._request_line = None
