@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Iterable, Protocol
 
 from server.logging import error_logger
 from server.types import ASGIApp, Message, Scope
+from server.waiters import wake
 
 START, BODY, TRAILERS, DONE = 0, 1, 2, 3
 
@@ -115,11 +116,8 @@ class RequestCycle:
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self.waiter = self.waiter, None
+        wake(waiter)
 
     # -- the ASGI callables ------------------------------------------------------------------
 

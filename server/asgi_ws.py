@@ -26,6 +26,7 @@ from typing import Any, Awaitable, Protocol
 from server.asgi_http import ClientDisconnected
 from server.logging import error_logger
 from server.types import ASGIApp, Message, Scope
+from server.waiters import wake
 
 CONNECTING, RESPONDING, OPEN, CLOSED = 0, 1, 2, 3
 
@@ -100,11 +101,8 @@ class WebSocketCycle:
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self.waiter = self.waiter, None
+        wake(waiter)
 
     # -- the ASGI callables ------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from server.logging import access_logger, error_logger
 from server.mount import Runner
 from server.state import ServerState
 from server.target import split_target
+from server.waiters import wake
 
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
@@ -177,11 +178,8 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
             if cycle.response_state != DONE and self._status:
                 self._log_access()  # the client left mid-response; still worth a line
             cycle.disconnect()
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self._drain_waiter = self._drain_waiter, None
+        wake(waiter)
         if state.closing and not state.connections and state.on_all_closed is not None:
             state.on_all_closed()
 
@@ -190,11 +188,8 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self._drain_waiter = self._drain_waiter, None
+        wake(waiter)
 
     # -- parsing ------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import threading
 from typing import Protocol
 
 from server.logging import error_logger
+from server.waiters import wake
 
 
 class Job(Protocol):
@@ -113,11 +114,7 @@ class WorkerPool:
 
 def _settle_threadsafe(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future) -> None:
     try:
-        loop.call_soon_threadsafe(_set_result, waiter)
+        loop.call_soon_threadsafe(wake, waiter)
     except RuntimeError:
         pass  # the loop is closed: nobody waits any more
 
-
-def _set_result(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

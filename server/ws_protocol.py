@@ -46,6 +46,7 @@ from server.connection_control import NO_TIMER, ConnectionControl
 from server.logging import access_logger, error_logger
 from server.state import ServerState
 from server.target import split_target
+from server.waiters import wake
 
 MAX_QUEUED_MESSAGES = 16  # unreceived by the app before we stop reading (websockets' max_queue)
 MAX_QUEUED_BYTES = 1024 * 1024
@@ -421,11 +422,8 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         return self._drain_waiter
 
     def _wake_drain_waiter(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter, self._drain_waiter = self._drain_waiter, None
+        wake(waiter)
 
     def _timer_fired(self, kind: int) -> None:
         if self._closed:
