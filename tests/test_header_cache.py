@@ -57,8 +57,15 @@ def test_wsgi_repeated_headers_are_served_as_sent_and_lengths_still_count(serve)
     for resp, path in zip(responses, paths):
         assert resp.status == 200 and resp.body == path.encode()
         assert resp.header(b"X-Shared") == b"same on every response"
-        # The app's own Content-Length (never cached) or the one the server adds, once.
-        assert resp.header_list(b"content-length") == [b"%d" % len(path)]
+        # The app's own Content-Length (never cached) or the one the server adds, once. The server
+        # adds one only when the worker thread has finished the (len-less) iterable by the time the
+        # reactor sends the head; when the reactor is first, the body is chunked instead. Which
+        # thread wins is up to the interpreter's thread switching (PyPy's differs from CPython's).
+        lengths = resp.header_list(b"content-length")
+        if path == "/length" or not resp.chunked:
+            assert lengths == [b"%d" % len(path)]
+        else:
+            assert lengths == []
 
 
 def test_wsgi_a_bad_value_next_to_known_headers_is_still_refused(serve):
