@@ -311,6 +311,8 @@ class CoreLoop(asyncio.AbstractEventLoop):
     def create_task(self, coro, *, name=None, context=None, **kwargs) -> asyncio.Task:
         self._check_closed()
         if context is not None:
+            if sys.version_info < (3, 11):  # asyncio.Task takes no context before 3.11
+                raise TypeError("create_task() got an unexpected keyword argument 'context'")
             kwargs["context"] = context
         if self._task_factory is None:
             task = tasks.Task(coro, loop=self, name=name, **kwargs)
