@@ -71,23 +71,12 @@ class DatagramTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport
         return f"<{type(self).__name__} fd={self._fd} {state} buffered={self._buffer_size}>"
 
     def _start(self, waiter) -> None:
-        if self._sock is None:
-            return
-        try:
-            self._protocol.connection_made(self)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(exc)
-            self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
+        if self._sock is None or not self._connection_made(waiter):
             return
         # Reading starts only once the protocol is connected.
         self._started = True
         if self.is_reading():
             self._loop._add_reader(self._fd, self._read_ready)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     # ------------------------------------------------------------------ receiving
 

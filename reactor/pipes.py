@@ -83,20 +83,7 @@ class _PipeTransportBase(FatalErrorReporting):
 
     def _connect(self, waiter) -> bool:
         """Deliver connection_made; report failure to the waiter. True if the transport lives on."""
-        if self._pipe is None:
-            return False
-        try:
-            self._protocol.connection_made(self)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(exc)
-            self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
-            return False
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        return not self._lost
+        return self._pipe is not None and self._connection_made(waiter) and not self._lost
 
     def is_closing(self) -> bool:
         return self._closing

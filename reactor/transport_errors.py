@@ -1,4 +1,4 @@
-"""How a transport reports the error that ends it.
+"""How a transport reports the error that ends it, and delivers `connection_made`.
 
 A peer resetting, vanishing or hanging up (ECONNRESET, EPIPE, EIO on a tty whose other side
 closed...) is ordinary weather: `connection_lost(exc)` tells the protocol, and a traceback in
@@ -19,3 +19,19 @@ class FatalErrorReporting:
                 {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
             )
         self._force_close(exc)
+
+    def _connection_made(self, waiter) -> bool:
+        """Deliver `connection_made` and settle the waiter either way. False if the protocol
+        failed: the transport is then closed, and reading must not begin."""
+        try:
+            self._protocol.connection_made(self)
+        except BaseException as exc:
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(exc)
+            self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt, SystemExit: after the transport is cleaned up
+            return False
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return True

@@ -77,22 +77,11 @@ class SocketTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport):
         return f"<{type(self).__name__} fd={self._fd} {state} buffered={len(self._buffer)}>"
 
     def _start(self, waiter) -> None:
-        if self._sock is None:
-            return
-        try:
-            self._protocol.connection_made(self)
-        except BaseException as exc:
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(exc)
-            self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
-            if not isinstance(exc, Exception):
-                raise
+        if self._sock is None or not self._connection_made(waiter):
             return
         if self._reading and not self._closing:
             self._loop._add_reader(self._fd, self._read_ready)
             self._reading_registered = True
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
     # ------------------------------------------------------------------ reading
 
