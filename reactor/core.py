@@ -74,7 +74,6 @@ class CoreLoop(asyncio.AbstractEventLoop):
         self.slow_callback_duration = 0.1
         self._exception_handler = None
         self._task_factory = None
-        self._first_step: events.Handle | None = None  # create_eager_task, before 3.12
         self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._executor_shutdown_called = False
         self._asyncgens: weakref.WeakSet = weakref.WeakSet()
@@ -341,20 +340,19 @@ class CoreLoop(asyncio.AbstractEventLoop):
             return self.create_task(coro)
         if _NATIVE_EAGER_TASKS:
             return tasks.Task(coro, loop=self, eager_start=True)
-        # Task() schedules its first step with loop.call_soon: shadow that method on this
-        # instance for the one call, to get the step's handle and run it here.
-        self.call_soon = self._hold_first_step
-        try:
-            task = tasks.Task(coro, loop=self)
-        finally:
-            del self.call_soon
-        first_step, self._first_step = self._first_step, None
-        first_step._run()
+        task = tasks.Task(coro, loop=self)
+        # Task() queued its first step with call_soon: take that handle out of the ready
+        # queue and run it here. It is the last entry unless something else was queued
+        # meanwhile (another thread, a finalizer run by the garbage collector), so look
+        # from the end, by index: other threads only ever append.
+        ready = self._ready
+        for index in range(len(ready) - 1, -1, -1):
+            handle = ready[index]
+            if getattr(handle._callback, "__self__", None) is task:
+                del ready[index]
+                handle._run()
+                break
         return task
-
-    def _hold_first_step(self, callback, *args, context=None) -> events.Handle:
-        self._first_step = handle = events.Handle(callback, args, self, context)
-        return handle
 
     def set_task_factory(self, factory) -> None:
         if factory is not None and not callable(factory):

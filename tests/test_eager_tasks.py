@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import threading
 
 import pytest
@@ -47,7 +48,38 @@ def test_first_step_runs_before_create_eager_task_returns(loop):
     task, seen_at_return = in_callback(loop, start)
     assert seen_at_return == [task]  # ran already, as the task itself
     assert task.done() and task.result() == "done"
-    assert "call_soon" not in vars(loop)  # the loop's own call_soon is back
+
+
+def test_callbacks_queued_around_the_first_step_are_kept(loop):
+    """Something queued right after the task's first step (by another thread, or by a
+    finalizer the garbage collector runs inside Task()) still runs, and the step is still
+    run eagerly."""
+    if sys.version_info >= (3, 12):
+        pytest.skip("3.12+ runs the first step natively (Task(eager_start=True)), not from the ready queue")
+    real_call_soon = loop.call_soon
+    ran = []
+
+    def call_soon(callback, *args, context=None):
+        handle = real_call_soon(callback, *args, context=context)
+        if isinstance(getattr(callback, "__self__", None), asyncio.Task):
+            real_call_soon(ran.append, "queued after the step")
+        return handle
+
+    async def handler():
+        ran.append("step")
+
+    def start():
+        loop.call_soon = call_soon
+        try:
+            task = loop.create_eager_task(handler())
+        finally:
+            del loop.call_soon
+        return task, list(ran)
+
+    task, at_return = in_callback(loop, start)
+    assert at_return == ["step"] and task.done()
+    loop.run_until_complete(asyncio.sleep(0))
+    assert ran == ["step", "queued after the step"]
 
 
 def test_a_task_that_waits_carries_on_as_a_normal_task(loop):
