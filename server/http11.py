@@ -253,9 +253,17 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
             self._reject(exc.error_status_hint)
             return
         error_logger.debug("Invalid HTTP request body from %s: %s", self.client, exc)
+        self._fail_request(400)
+
+    def _fail_request(self, status: int) -> None:
+        """The request's body cannot be received (invalid, too large, stalled): the app learns
+        the client is gone; the client gets ``status`` if no response has begun, else the
+        connection closes (connection_lost logs a response cut short)."""
+        cycle = self.cycle
+        assert cycle is not None
         cycle.disconnect()
         if cycle.response_state == START and not self._discarding:
-            self._reject(400)
+            self._reject(status)
         else:
             self._close()
 
@@ -389,11 +397,7 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         self._body_received += len(data)
         limit = self.config.limit_request_body_size
         if limit is not None and self._body_received > limit:
-            cycle.disconnect()
-            if cycle.response_state == START and not self._discarding:
-                self._reject(413)
-            else:
-                self._close()
+            self._fail_request(413)
             return
         if self._discarding:
             return
@@ -778,12 +782,7 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
             # The client stopped sending a body it owes (RFC 9110 15.5.9: 408).
             timeout = self.config.timeout_request_body
             error_logger.debug("No body bytes from %s for %s s: closing.", self.client, timeout)
-            self.cycle.disconnect()
-            if self.cycle.response_state == START and not self._discarding:
-                self._reject(408)
-            else:
-                self._log_access()
-                self._close()
+            self._fail_request(408)
         elif kind == _HEADER_TIMER and self.cycle is None:
             if self.conn.trailing_data[0]:
                 self._request_line = None

@@ -109,6 +109,8 @@ def test_a_stalled_rest_of_body_after_an_early_response_closes(serve):
         started = time.monotonic()
         assert c.is_closed()
     assert 0.25 <= time.monotonic() - started < 3.0
+    wait_until(lambda: not srv.state.connections)
+    assert srv.state.stats.responses == 1  # counted (and logged) once, when it was sent
 
 
 def test_zero_disables_it(serve):
