@@ -394,7 +394,10 @@ class WsgiCycle:
         has_length = False
         known = _ENCODED.get
         for header in headers:
-            pair = known(header) if type(header) is tuple else None
+            try:
+                pair = known(header)
+            except TypeError:  # unhashable, so not a valid header: _encode_header says why
+                pair = None
             if pair is None:  # (a Content-Length is never among the known)
                 pair = _encode_header(header)
                 has_length = has_length or pair[0].lower() == b"content-length"

@@ -62,6 +62,7 @@ def test_raising_after_the_headers_were_sent_closes_the_connection(serve):
         ("200 OK", [("Bad Name", "x")], "Invalid header name"),
         ("200 OK", [("X-Smile", "\u263a")], "not latin-1"),
         ("200 OK", [("X-Int", 5)], "must be str"),
+        ("200 OK", [("X-List", ["unhashable"])], "must be str"),
         ("200 OK", (("X-Tuple", "headers"),), "must be a list"),
     ],
 )
