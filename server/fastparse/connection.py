@@ -121,9 +121,7 @@ class ServerConnection(ResponseWriter):
             raise LocalProtocolError("start_next_cycle() before both request and response are complete")
         if not self.keep_alive:
             raise LocalProtocolError("start_next_cycle() on a connection that must close")
-        self.their_state = IDLE
-        self.our_state = IDLE
-        self._search = self._pos
+        self.next_request()
 
     def next_request(self) -> None:
         """``start_next_cycle`` for a server that renders responses itself, and so never
