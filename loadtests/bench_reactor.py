@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import reactor  # noqa: E402 (after the path set-up, so the script runs from a checkout)
+from treadle import reactor  # noqa: E402 (after the path set-up, so the script runs from a checkout)
 
 try:
     import uvloop

@@ -33,7 +33,7 @@ IDLE_KEEP_ALIVE = 120  # seconds: idle connections must outlive the memory measu
 
 def treadle_engines() -> tuple[list[str], str | None]:
     """Treadle's HTTP engines (from ``--http``) and its default one; ([], None) before --http existed."""
-    out = subprocess.run([PY, "-m", "server", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run([PY, "-m", "treadle", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
     match = re.search(r"^\s+--http \{([\w,]+)\}.*?\(default: (\w+)\)", out, re.S | re.M)
     if match is None:
         return [], None
@@ -75,7 +75,7 @@ def pypy_interpreter() -> tuple[str | None, str]:
 
 def _treadle(engine: str | None, python: str = PY) -> Callable[[str, str, int, bool], list[str]]:
     def command(app: str, interface: str, port: int, idle: bool) -> list[str]:
-        argv = [python, "-m", "server", app, "--host", "127.0.0.1", "--port", str(port), "--interface", interface]
+        argv = [python, "-m", "treadle", app, "--host", "127.0.0.1", "--port", str(port), "--interface", interface]
         argv += ["--no-access-log", "--log-level", "warning", "--lifespan", "off"]
         if engine is not None:
             argv += ["--http", engine]

@@ -44,7 +44,7 @@ def commands() -> dict[str, tuple[list[str], int]]:
     """Each server's command line and its port."""
     result = {}
     for name, program, extra in (
-        ("treadle (wsproto)", ["-m", "server"], []),
+        ("treadle (wsproto)", ["-m", "treadle"], []),
         ("uvicorn (wsproto)", ["-m", "uvicorn"], ["--ws", "wsproto"]),
         ("uvicorn (websockets)", ["-m", "uvicorn"], ["--ws", "websockets"]),
     ):

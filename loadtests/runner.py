@@ -49,7 +49,7 @@ def run(scenario: Scenario, options: Options) -> tuple[int, str]:
     port, stats_port = free_port(HOST), free_port(HOST)
     server = Child(
         [
-            sys.executable, "-m", "server", options.app or scenario.app,
+            sys.executable, "-m", "treadle", options.app or scenario.app,
             "--host", HOST, "--port", str(port), "--lifespan", "off", "--no-access-log",
             "--stats-port", str(stats_port), *scenario.server_args,
         ],

@@ -30,7 +30,7 @@ class Scenario:
 
     def missing(self) -> str | None:
         """Why this scenario cannot run here, or None when it can."""
-        from server.cli import build_parser
+        from treadle.server.cli import build_parser
 
         help_text = build_parser().format_help()
         flags = [flag for flag in self.needs_flags if flag not in help_text]

@@ -1,8 +1,8 @@
 """Turn a saved reactor trace (JSON Lines, from `--trace-reactor FILE.jsonl`) into a picture.
 
-    python -m reactor.timeline trace.jsonl -o timeline.html   # self-contained HTML + SVG
-    python -m reactor.timeline trace.jsonl -o timeline.svg    # the SVG alone
-    python -m reactor.timeline trace.jsonl -o timeline.png    # needs matplotlib
+    python -m treadle.reactor.timeline trace.jsonl -o timeline.html   # self-contained HTML + SVG
+    python -m treadle.reactor.timeline trace.jsonl -o timeline.svg    # the SVG alone
+    python -m treadle.reactor.timeline trace.jsonl -o timeline.png    # needs matplotlib
 
 The picture has two lanes sharing one time axis. The top lane is the kernel's: grey while
 the loop waits in select()/epoll_wait, ending where the poll returned, with the file
@@ -163,7 +163,7 @@ def render_svg(records: Sequence[dict[str, Any]], max_gap_ms: float = 2.0, width
 
 def render_html(records: Sequence[dict[str, Any]], max_gap_ms: float = 2.0, source: str = "") -> str:
     """A self-contained page: the SVG plus the first polls as text, for reading alongside."""
-    from reactor.introspect import format_record
+    from treadle.reactor.introspect import format_record
 
     text = "\n".join(format_record(r) for r in records[:40])
     return (
@@ -202,7 +202,7 @@ def render_png(records: Sequence[dict[str, Any]], path: Path, max_gap_ms: float 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reactor.timeline", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m treadle.reactor.timeline", description=__doc__.splitlines()[0])
     parser.add_argument("trace", type=Path, help="a JSON Lines trace from --trace-reactor FILE.jsonl")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output: .html, .svg or .png")
     parser.add_argument("--first", type=int, default=0, help="skip this many polls")

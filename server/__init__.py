@@ -1,24 +1,17 @@
-"""Treadle's HTTP server for ASGI apps.
+"""Treadle's HTTP server for ASGI and WSGI apps (``treadle.server``).
 
-    import server
-    server.run("myproject.app:app", port=8000)      # blocks until SIGINT/SIGTERM
-
-or, to embed (tests do this)::
-
-    srv = server.Server(server.Config(app, port=0))
-    srv.start()            # returns once listening; srv.port is the bound port
-    ...
-    srv.shutdown()         # graceful, then joins the reactor thread
+Its public API is re-exported by ``treadle`` itself: ``treadle.run``, ``treadle.Server``,
+``treadle.Config`` (see treadle/__init__.py for an example).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from server.asgi_http import ClientDisconnected
-from server.config import Config
-from server.main import Server, StartupError
-from server.supervisor import serve
+from treadle.server.asgi_http import ClientDisconnected
+from treadle.server.config import Config
+from treadle.server.main import Server, StartupError
+from treadle.server.supervisor import serve
 
 __all__ = ["ClientDisconnected", "Config", "Server", "StartupError", "run"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-import reactor
+from treadle import reactor
 
 
 def available_selectors() -> list[str]:

@@ -16,18 +16,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from server.asgi_http import Channel, RequestCycle
-from server.config import Config
-from server.handoff import Inbox
-from server.importer import load_app
-from server.interface import ASGI2Middleware, InterfaceError, detect_interface
-from server.lifespan_group import LifespanGroup
-from server.middleware import wrap_asgi_app, wrap_wsgi_app
-from server.mount import Mounts, Runner, not_found
-from server.state import ServerState
-from server.threadpool import WorkerPool
-from server.types import Receive, Scope, Send
-from server.wsgi import WsgiRunner
+from treadle.server.asgi_http import Channel, RequestCycle
+from treadle.server.config import Config
+from treadle.server.handoff import Inbox
+from treadle.server.importer import load_app
+from treadle.server.interface import ASGI2Middleware, InterfaceError, detect_interface
+from treadle.server.lifespan_group import LifespanGroup
+from treadle.server.middleware import wrap_asgi_app, wrap_wsgi_app
+from treadle.server.mount import Mounts, Runner, not_found
+from treadle.server.state import ServerState
+from treadle.server.threadpool import WorkerPool
+from treadle.server.types import Receive, Scope, Send
+from treadle.server.wsgi import WsgiRunner
 
 
 class AsgiRunner:

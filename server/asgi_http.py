@@ -18,9 +18,9 @@ import os
 from collections.abc import Mapping
 from typing import Any, Awaitable, Iterable, Protocol
 
-from server.logging import error_logger
-from server.types import ASGIApp, Message, Scope
-from server.waiters import wake
+from treadle.server.logging import error_logger
+from treadle.server.types import ASGIApp, Message, Scope
+from treadle.server.waiters import wake
 
 START, BODY, TRAILERS, DONE = 0, 1, 2, 3
 

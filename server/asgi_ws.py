@@ -23,10 +23,10 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any, Awaitable, Protocol
 
-from server.asgi_http import ClientDisconnected
-from server.logging import error_logger
-from server.types import ASGIApp, Message, Scope
-from server.waiters import wake
+from treadle.server.asgi_http import ClientDisconnected
+from treadle.server.logging import error_logger
+from treadle.server.types import ASGIApp, Message, Scope
+from treadle.server.waiters import wake
 
 CONNECTING, RESPONDING, OPEN, CLOSED = 0, 1, 2, 3
 

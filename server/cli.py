@@ -1,4 +1,4 @@
-"""The ``treadle`` command (and ``python -m server``): uvicorn's flags, parsed with argparse.
+"""The ``treadle`` command (and ``python -m treadle``): uvicorn's flags, parsed with argparse.
 
 With no app argument it serves the built-in demo app (``server.demo:app``).
 """
@@ -9,16 +9,16 @@ import argparse
 import sys
 from typing import NoReturn, Sequence
 
-from server.cli_production import add_production_arguments, production_options
-from server.config import HTTP_ENGINES, LIFESPAN_MODES, LOG_LEVELS, Config
-from server.config_file import ConfigFileError, apply_file_and_env
-from server.envfile import EnvFileError
-from server.interface import INTERFACES
-from server.mount import normalize_prefix
-from server.supervisor import serve
-from server.ws_select import WS_MODES
+from treadle.server.cli_production import add_production_arguments, production_options
+from treadle.server.config import HTTP_ENGINES, LIFESPAN_MODES, LOG_LEVELS, Config
+from treadle.server.config_file import ConfigFileError, apply_file_and_env
+from treadle.server.envfile import EnvFileError
+from treadle.server.interface import INTERFACES
+from treadle.server.mount import normalize_prefix
+from treadle.server.supervisor import serve
+from treadle.server.ws_select import WS_MODES
 
-DEMO_APP = "server.demo:app"
+DEMO_APP = "treadle.server.demo:app"
 
 
 def _header(value: str) -> tuple[str, str]:
@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(str(exc))
     args = parser.parse_args(argv)
     if args.selector is not None:
-        from server._loop import available_selectors
+        from treadle.server._loop import available_selectors
 
         choices = available_selectors()
         if args.selector not in choices:

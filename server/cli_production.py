@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from server.tls import parse_cert_reqs
+from treadle.server.tls import parse_cert_reqs
 
 # dest names, in the order Config takes them
 OPTIONS = (

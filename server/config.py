@@ -1,7 +1,7 @@
 """Every tunable of the server, with its default, in one place (waitress's lesson).
 
 A ``Config`` is plain data plus ``load()``, which resolves the application. The CLI builds
-one from flags, ``server.run(app, **options)`` from keywords; nothing else reads options.
+one from flags, ``treadle.run(app, **options)`` from keywords; nothing else reads options.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import os
 import ssl
 from typing import Any, Sequence
 
-from server.cors_policy import check_credentials
-from server.envfile import load_env_file
-from server.importer import load_app
-from server.interface import INTERFACES
-from server.mount import normalize_prefix
-from server.tls import create_ssl_context
-from server.ws_select import WS_MODES
+from treadle.server.cors_policy import check_credentials
+from treadle.server.envfile import load_env_file
+from treadle.server.importer import load_app
+from treadle.server.interface import INTERFACES
+from treadle.server.mount import normalize_prefix
+from treadle.server.tls import create_ssl_context
+from treadle.server.ws_select import WS_MODES
 
 LIFESPAN_MODES = ("auto", "on", "off")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")

@@ -21,7 +21,7 @@ import os
 import sys
 from typing import Any, Mapping, Sequence
 
-from server.envfile import load_env_file
+from treadle.server.envfile import load_env_file
 
 if sys.version_info >= (3, 11):
     import tomllib

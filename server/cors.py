@@ -8,8 +8,8 @@ other requests (bytes on the ASGI side, ``str`` in the policy: latin-1 either wa
 
 from __future__ import annotations
 
-from server.cors_policy import CORSPolicy
-from server.types import ASGIApp, Message, Receive, Scope, Send
+from treadle.server.cors_policy import CORSPolicy
+from treadle.server.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class CORSMiddleware:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any, Callable, Iterable
 
-from server.cors_policy import CORSPolicy
+from treadle.server.cors_policy import CORSPolicy
 
 StartResponse = Callable[..., Any]
 

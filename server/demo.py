@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 
-from server.types import Receive, Scope, Send
+from treadle.server.types import Receive, Scope, Send
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Treadle</title>

@@ -12,7 +12,7 @@ import asyncio
 import threading
 from typing import Callable
 
-from server.logging import error_logger
+from treadle.server.logging import error_logger
 
 
 class Inbox:

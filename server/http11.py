@@ -28,15 +28,14 @@ from http import HTTPStatus
 from typing import Any, Awaitable, Iterable
 
 import h11
-
-from server.asgi_http import ASGI_VERSION, DONE, START, RequestCycle
-from server.config import Config
-from server.connection_control import NO_TIMER, ConnectionControl
-from server.logging import access_logger, error_logger
-from server.mount import Runner
-from server.state import ServerState
-from server.target import split_target
-from server.waiters import wake
+from treadle.server.asgi_http import ASGI_VERSION, DONE, START, RequestCycle
+from treadle.server.config import Config
+from treadle.server.connection_control import NO_TIMER, ConnectionControl
+from treadle.server.logging import access_logger, error_logger
+from treadle.server.mount import Runner
+from treadle.server.state import ServerState
+from treadle.server.target import split_target
+from treadle.server.waiters import wake
 
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024

@@ -14,8 +14,8 @@ and is reused, where the h11 engine makes a new ``h11.Connection``.
 
 from __future__ import annotations
 
-from server import fastparse
-from server.http11 import H11Protocol
+from treadle.server import fastparse
+from treadle.server.http11 import H11Protocol
 
 
 class FastProtocol(H11Protocol):

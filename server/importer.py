@@ -1,6 +1,6 @@
 """Load the application named on the command line as ``module:attribute``.
 
-Kept apart from the CLI so the programmatic API (``server.run("pkg.mod:app")``) shares it,
+Kept apart from the CLI so the programmatic API (``treadle.run("pkg.mod:app")``) shares it,
 and so its error messages say exactly which part of the name failed.
 """
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from server.types import Receive, Scope, Send
+from treadle.server.types import Receive, Scope, Send
 
 INTERFACES = ("auto", "asgi", "asgi3", "asgi2", "wsgi")  # "asgi": ASGI 3
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from server.logging import error_logger
-from server.types import ASGIApp, Message
+from treadle.server.logging import error_logger
+from treadle.server.types import ASGIApp, Message
 
 
 class Lifespan:

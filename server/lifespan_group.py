@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Sequence
 
-from server.types import Message, Receive, Scope, Send
+from treadle.server.types import Message, Receive, Scope, Send
 
 
 class LifespanGroup:

@@ -2,7 +2,7 @@
 
 The server only ever calls the standard ``logging`` API, so an application (or
 ``--log-config``) can route, format or silence these loggers like any other.
-``configure_logging`` is what the CLI and ``server.run`` apply; embedding code that has
+``configure_logging`` is what the CLI and ``treadle.run`` apply; embedding code that has
 its own logging set-up can simply not call it.
 """
 

@@ -19,21 +19,21 @@ import ssl
 import threading
 from typing import Any, Callable
 
-from server._loop import create_loop
-from server.apps import AppSet
-from server.config import Config
-from server.envfile import EnvFileError
-from server.http11 import H11Protocol
-from server.http_fast import FastProtocol
-from server.importer import ImportFromStringError
-from server.interface import InterfaceError
-from server.lifespan import Lifespan
-from server.logging import configure_logging, error_logger
-from server.middleware import wrap_runner
-from server.observe import Observer
-from server.sockets import bind_sockets, describe, remove_unix_socket
-from server.state import ServerState
-from server.tls import TLSConfigError, tls_protocol_factory
+from treadle.server._loop import create_loop
+from treadle.server.apps import AppSet
+from treadle.server.config import Config
+from treadle.server.envfile import EnvFileError
+from treadle.server.http11 import H11Protocol
+from treadle.server.http_fast import FastProtocol
+from treadle.server.importer import ImportFromStringError
+from treadle.server.interface import InterfaceError
+from treadle.server.lifespan import Lifespan
+from treadle.server.logging import configure_logging, error_logger
+from treadle.server.middleware import wrap_runner
+from treadle.server.observe import Observer
+from treadle.server.sockets import bind_sockets, describe, remove_unix_socket
+from treadle.server.state import ServerState
+from treadle.server.tls import TLSConfigError, tls_protocol_factory
 
 EXIT_OK = 0
 EXIT_LOAD_ERROR = 1

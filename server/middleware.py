@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.asgi_http import Channel
-from server.cors import CORSMiddleware
-from server.cors_policy import CORSPolicy
-from server.cors_wsgi import WSGICORSMiddleware
-from server.proxy_headers import TrustedHosts, rewrite_scope
-from server.types import ASGIApp, Receive, Scope, Send
+from treadle.server.asgi_http import Channel
+from treadle.server.cors import CORSMiddleware
+from treadle.server.cors_policy import CORSPolicy
+from treadle.server.cors_wsgi import WSGICORSMiddleware
+from treadle.server.proxy_headers import TrustedHosts, rewrite_scope
+from treadle.server.types import ASGIApp, Receive, Scope, Send
 
 
 class ProxyHeadersRunner:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
-from server.asgi_http import Channel
-from server.types import Receive, Scope, Send
+from treadle.server.asgi_http import Channel
+from treadle.server.types import Receive, Scope, Send
 
 
 class Runner(Protocol):

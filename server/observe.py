@@ -20,10 +20,10 @@ import sys
 import threading
 from typing import IO, Any, Callable
 
-from reactor.introspect import LoopStats, enable_stats, enable_trace, trace_writer
-from server.config import Config
-from server.state import ServerState
-from server.stats_http import StatsEndpoint
+from treadle.reactor.introspect import LoopStats, enable_stats, enable_trace, trace_writer
+from treadle.server.config import Config
+from treadle.server.state import ServerState
+from treadle.server.stats_http import StatsEndpoint
 
 stats_logger = logging.getLogger("treadle.stats")
 

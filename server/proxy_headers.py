@@ -21,7 +21,7 @@ import ipaddress
 import re
 from typing import Iterable, Union
 
-from server.types import ASGIApp, Receive, Scope, Send
+from treadle.server.types import ASGIApp, Receive, Scope, Send
 
 _Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 _WS_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}

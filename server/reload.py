@@ -17,7 +17,7 @@ import fnmatch
 import os
 from typing import Iterable, Iterator, Union
 
-from server.logging import error_logger
+from treadle.server.logging import error_logger
 
 DEFAULT_INCLUDES = ("*.py",)
 DEFAULT_EXCLUDES = (".*", "*.py[cod]", "*~", "__pycache__")

@@ -13,9 +13,9 @@ import time
 from email.utils import formatdate
 from typing import Any
 
-from server.config import Config
-from server.stats import ServerStats
-from server.ws_select import websocket_upgrader
+from treadle.server.config import Config
+from treadle.server.stats import ServerStats
+from treadle.server.ws_select import websocket_upgrader
 
 
 class ServerState:

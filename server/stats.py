@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from server.histogram import LatencyHistogram
+from treadle.server.histogram import LatencyHistogram
 
 RATE_WINDOW = 10  # seconds of history for requests_per_second
 PERCENTILES = (0.5, 0.9, 0.95, 0.99)

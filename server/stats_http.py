@@ -12,8 +12,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Callable
 
-from server import prometheus
-from server.logging import error_logger
+from treadle.server import prometheus
+from treadle.server.logging import error_logger
 
 
 class StatsEndpoint:

@@ -43,12 +43,12 @@ import time
 import traceback
 from typing import Any
 
-from server.config import Config
-from server.logging import configure_logging, error_logger
-from server.main import EXIT_LOAD_ERROR, Server
-from server.reload import make_watcher
-from server.sockets import bind_sockets, remove_unix_socket
-from server.tls import TLSConfigError
+from treadle.server.config import Config
+from treadle.server.logging import configure_logging, error_logger
+from treadle.server.main import EXIT_LOAD_ERROR, Server
+from treadle.server.reload import make_watcher
+from treadle.server.sockets import bind_sockets, remove_unix_socket
+from treadle.server.tls import TLSConfigError
 
 KILL_MARGIN = 5.0  # seconds past the graceful timeout before a stopping worker is killed
 TICK = 0.5  # longest sleep: how often deadlines and the file watcher are checked

@@ -18,8 +18,8 @@ import queue
 import threading
 from typing import Protocol
 
-from server.logging import error_logger
-from server.waiters import wake
+from treadle.server.logging import error_logger
+from treadle.server.waiters import wake
 
 
 class Job(Protocol):

@@ -1,4 +1,4 @@
-"""``gunicorn -k server.workers.TreadleWorker``: Treadle as a gunicorn worker class.
+"""``gunicorn -k treadle.workers.TreadleWorker``: Treadle as a gunicorn worker class.
 
 gunicorn's arbiter manages the processes (forking, ``--max-requests``, timeouts, reloads on
 HUP, scaling with TTIN/TTOU); each worker runs an ordinary ``Server`` on the sockets gunicorn
@@ -31,10 +31,9 @@ import sys
 from typing import Any
 
 from gunicorn.workers.base import Worker
-
-from server.config import Config
-from server.logging import access_logger, error_logger
-from server.main import Server, StartupError
+from treadle.server.config import Config
+from treadle.server.logging import access_logger, error_logger
+from treadle.server.main import Server, StartupError
 
 
 class TreadleWorker(Worker):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from server.logging import error_logger
+from treadle.server.logging import error_logger
 
 WS_MODES = ("auto", "wsproto", "none")
 
@@ -29,6 +29,6 @@ def websocket_upgrader(mode: str) -> Upgrader | None:
         error_logger.info("WebSockets off (pip install 'treadle[websockets]' to enable): "
                           "upgrade requests are served as plain HTTP.")
         return None
-    from server.ws_protocol import upgrade
+    from treadle.server.ws_protocol import upgrade
 
     return upgrade

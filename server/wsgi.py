@@ -29,13 +29,13 @@ import stat
 import threading
 from typing import Any, Iterable
 
-from server.asgi_http import BODY, DONE, START, Channel, ClientDisconnected
-from server.handoff import Inbox
-from server.logging import error_logger
-from server.threadpool import WorkerPool
-from server.types import Receive, Scope, Send
-from server.wsgi_environ import build_environ
-from server.wsgi_input import WsgiInput
+from treadle.server.asgi_http import BODY, DONE, START, Channel, ClientDisconnected
+from treadle.server.handoff import Inbox
+from treadle.server.logging import error_logger
+from treadle.server.threadpool import WorkerPool
+from treadle.server.types import Receive, Scope, Send
+from treadle.server.wsgi_environ import build_environ
+from treadle.server.wsgi_input import WsgiInput
 
 HIGH_WATER = 64 * 1024  # bytes handed to the reactor and not yet written, before write() blocks
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from server.logging import error_logger
-from server.types import Scope
+from treadle.server.logging import error_logger
+from treadle.server.types import Scope
 
 WSGI_VERSION = (1, 0)
 

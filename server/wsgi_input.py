@@ -21,7 +21,7 @@ import sys
 import threading
 from typing import Callable, Iterator
 
-from server.asgi_http import ClientDisconnected
+from treadle.server.asgi_http import ClientDisconnected
 
 
 class WsgiInput:

@@ -105,7 +105,7 @@ def _patch_asyncio(kind: str, counter: _LoopCounter):
     original_selector_loop = asyncio.SelectorEventLoop
     if kind == "reactor":
         sys.path.insert(0, ROOT)
-        import reactor
+        from treadle import reactor
 
         def by_name(name=None):
             return reactor.Reactor(name)

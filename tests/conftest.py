@@ -15,9 +15,8 @@ import time
 from typing import Any, Callable, Iterator
 
 import pytest
-
-from server import Config, Server
-from server.config import HTTP_ENGINES
+from treadle.server import Config, Server
+from treadle.server.config import HTTP_ENGINES
 
 
 def _fix_pypy_thread_join_race() -> None:

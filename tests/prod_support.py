@@ -55,7 +55,7 @@ class Proc:
 
     @classmethod
     def treadle(cls, *args: str, **kwargs: Any) -> Proc:
-        return cls([sys.executable, "-m", "server", *args], **kwargs)
+        return cls([sys.executable, "-m", "treadle", *args], **kwargs)
 
     @property
     def pid(self) -> int:

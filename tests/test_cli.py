@@ -1,6 +1,6 @@
 """The ``treadle`` command: flags, app loading, logging, signals and exit codes.
 
-Most tests run the CLI in a subprocess (``python -m server``), find the port in its log,
+Most tests run the CLI in a subprocess (``python -m treadle``), find the port in its log,
 talk HTTP to it, then stop it with a signal; the process is always killed in ``finally``.
 """
 
@@ -20,8 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from server.cli import build_parser, config_from_args
+from treadle.server.cli import build_parser, config_from_args
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
@@ -29,7 +28,7 @@ ROOT = TESTS.parent
 
 class CLI:
     def __init__(self, *args: str, cwd: Path = TESTS, module: bool = True) -> None:
-        cmd = [sys.executable, "-m", "server", *args] if module else list(args)
+        cmd = [sys.executable, "-m", "treadle", *args] if module else list(args)
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: queue.Queue[tuple[str, str]] = queue.Queue()
@@ -130,7 +129,7 @@ def test_parser_maps_every_flag():
 
 def test_parser_defaults():
     config = config_from_args(build_parser().parse_args([]))
-    assert config.app == "server.demo:app"
+    assert config.app == "treadle.server.demo:app"
     assert (config.host, config.port) == ("127.0.0.1", 8000)
     assert config.timeout_keep_alive == 5.0
     assert config.timeout_request_header == 10.0
@@ -205,6 +204,24 @@ def test_factory_and_app_dir(cli, tmp_path):
     assert proc.finish() == 0
 
 
+@pytest.mark.parametrize("module", ["server", "reactor", "app", "treadle_app"])
+def test_a_users_module_named_like_ours_loads(cli, tmp_path, module):
+    """Treadle installs one top-level name, ``treadle``: a user's ``server.py`` (a common name)
+    or ``reactor.py`` is theirs to import, not shadowed by the server's own packages."""
+    (tmp_path / f"{module}.py").write_text(
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] != 'http':\n"
+        "        return\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        f"    await send({{'type': 'http.response.body', 'body': b'from my {module}.py'}})\n"
+    )
+    proc = cli(f"{module}:app", "--port", "0", cwd=tmp_path)
+    port = proc.started()
+    assert httpx.get(f"http://127.0.0.1:{port}/").text == f"from my {module}.py"
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.finish() == 0
+
+
 def test_no_access_log_and_log_config(cli, tmp_path):
     log_config = tmp_path / "log.json"
     log_config.write_text(json.dumps({
@@ -247,7 +264,7 @@ def test_console_script(cli):
 
 
 def test_programmatic_run_and_python_dash_m(cli):
-    code = "import server; raise SystemExit(server.run('sample_apps:hello', port=0, lifespan='off'))"
+    code = "import treadle; raise SystemExit(treadle.run('sample_apps:hello', port=0, lifespan='off'))"
     proc = cli(sys.executable, "-c", code, module=False)
     port = proc.started()
     assert httpx.get(f"http://127.0.0.1:{port}/").text == "hello"

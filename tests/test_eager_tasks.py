@@ -14,7 +14,7 @@ import threading
 import pytest
 from conftest import request
 
-import reactor
+from treadle import reactor
 
 var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import h11
 import pytest
-
-from server.fastparse import (
+from treadle.server.fastparse import (
     DONE,
     ERROR,
     NEED_DATA,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from conftest import Recorder, request, text_app, wait_until
 
-import reactor
+from treadle import reactor
 
 
 def test_scope_has_every_key(serve):

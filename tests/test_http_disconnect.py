@@ -9,8 +9,7 @@ import threading
 import time
 
 from conftest import request, text_app, wait_until
-
-from server.asgi_http import ClientDisconnected
+from treadle.server.asgi_http import ClientDisconnected
 
 
 def _still_serving(srv):

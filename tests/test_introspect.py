@@ -8,9 +8,9 @@ import json
 import socket
 
 import pytest
+from treadle.reactor.introspect import enable_stats, enable_trace, format_record, trace_writer
 
-import reactor
-from reactor.introspect import enable_stats, enable_trace, format_record, trace_writer
+from treadle import reactor
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ import logging
 
 import pytest
 from conftest import request
-
-from server import Config, Server, StartupError
+from treadle.server import Config, Server, StartupError
 
 
 def lifespan_app(events, fail_startup=False, fail_shutdown=False):

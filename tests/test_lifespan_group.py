@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import request
+from treadle.server import Config, Server, StartupError
 from wsgi_apps import hello
-
-from server import Config, Server, StartupError
 
 
 def lifespan_app(name: str, log: list, fail: str = ""):

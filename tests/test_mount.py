@@ -7,10 +7,9 @@ import json
 import httpx
 import pytest
 from conftest import request
+from treadle.server import StartupError
+from treadle.server.cli import build_parser
 from wsgi_apps import environ_app, hello
-
-from server import StartupError
-from server.cli import build_parser
 
 
 async def asgi_paths(scope, receive, send):

@@ -1,4 +1,4 @@
-"""The built wheel ships every module of `reactor` and `server`.
+"""The built wheel ships every module of `reactor` and `server`, as `treadle.reactor` and `treadle.server`.
 
 CI installs in editable mode, which imports straight from the checkout and so cannot notice
 a subpackage the packaging config leaves out; `pip install .` (the quick start) would.
@@ -25,10 +25,12 @@ def test_wheel_contains_every_module(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("treadle-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
     expected = {
-        path.relative_to(ROOT).as_posix()
+        "treadle/" + path.relative_to(ROOT).as_posix()
         for package in ("reactor", "server")
         for path in (ROOT / package).rglob("*.py")
         if "__pycache__" not in path.parts
-    }
+    } | {"treadle/" + path.name for path in (ROOT / "treadle").glob("*.py")}
     assert expected, "no modules found"
     assert sorted(expected - shipped) == []
+    # Nothing of ours at the top level, where it would shadow a user's server.py or reactor.py.
+    assert {name.split("/")[0] for name in shipped if not name.startswith("treadle-")} == {"treadle"}

@@ -9,10 +9,9 @@ import ssl
 
 import pytest
 from prod_support import Proc, get_json
-
-from server.cli import build_parser, config_from_args
-from server.config_file import ConfigFileError, apply_file_and_env
-from server.envfile import EnvFileError, parse_env_file
+from treadle.server.cli import build_parser, config_from_args
+from treadle.server.config_file import ConfigFileError, apply_file_and_env
+from treadle.server.envfile import EnvFileError, parse_env_file
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -7,10 +7,9 @@ import asyncio
 
 import httpx
 import pytest
-
-from server import Config
-from server.cors import CORSMiddleware
-from server.cors_policy import CORSPolicy
+from treadle.server import Config
+from treadle.server.cors import CORSMiddleware
+from treadle.server.cors_policy import CORSPolicy
 
 
 async def plain_app(scope, receive, send):

@@ -20,7 +20,7 @@ def gunicorn(tmp_path, *args: str) -> tuple[Proc, int]:
 
     if "control_socket" in GunicornConfig().settings:  # gunicorn 24+: keep it out of ~/.gunicorn
         args = ("--control-socket", str(tmp_path / "gunicorn.ctl"), *args)
-    command = [sys.executable, "-m", "gunicorn", "-k", "server.workers.TreadleWorker", "-b", "127.0.0.1:0"]
+    command = [sys.executable, "-m", "gunicorn", "-k", "treadle.workers.TreadleWorker", "-b", "127.0.0.1:0"]
     proc = Proc([*command, *args, "prod_apps:info"])
     proc.wait_for(r"Treadle running on http://127\.0\.0\.1:\d+")
     return proc, int(proc.wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)").group(1))
@@ -90,7 +90,7 @@ def test_gunicorn_tls_settings_reach_the_worker(tmp_path):
     ca.cert_pem.write_to_path(tmp_path / "ca.pem")
     pem = str(tmp_path / "server.pem")
     proc = Proc(
-        [sys.executable, "-m", "gunicorn", "-k", "server.workers.TreadleWorker", "-b", "127.0.0.1:0"]
+        [sys.executable, "-m", "gunicorn", "-k", "treadle.workers.TreadleWorker", "-b", "127.0.0.1:0"]
         + ["--certfile", pem, "--keyfile", pem, "prod_apps:info"]
     )
     try:

@@ -8,9 +8,8 @@ import asyncio
 import httpx
 import pytest
 from prod_apps import info
-
-from server import Config
-from server.proxy_headers import ProxyHeadersMiddleware, TrustedHosts
+from treadle.server import Config
+from treadle.server.proxy_headers import ProxyHeadersMiddleware, TrustedHosts
 
 
 def run_scope(scope: dict, trusted: str) -> dict:

@@ -9,8 +9,7 @@ import time
 import httpx
 import pytest
 from prod_support import Proc
-
-from server.reload import FileFilter, PollingWatcher
+from treadle.server.reload import FileFilter, PollingWatcher
 
 APP = """
 import os

@@ -12,9 +12,8 @@ import subprocess
 import pytest
 from prod_apps import info
 from prod_support import Proc, get_json
-
-from server import Config
-from server.sockets import bind_sockets
+from treadle.server import Config
+from treadle.server.sockets import bind_sockets
 
 
 def unix_get(path: str) -> bytes:

@@ -15,8 +15,7 @@ import trustme
 from conftest import wait_until
 from prod_apps import info
 from prod_support import Proc
-
-from server.tls import TLSConfigError, create_ssl_context
+from treadle.server.tls import TLSConfigError, create_ssl_context
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ import threading
 import time
 
 import pytest
+from treadle.reactor.selection import available_selectors
 
-import reactor
-from reactor.selection import available_selectors
+from treadle import reactor
 
 
 @pytest.fixture

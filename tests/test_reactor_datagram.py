@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-import reactor
+from treadle import reactor
 
 DEADLINE = 10.0
 LOCALHOST = ("127.0.0.1", 0)

@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-import reactor
+from treadle import reactor
 
 if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup  # anyio's dependency before 3.11

@@ -19,7 +19,7 @@ import threading
 import pytest
 import trustme
 
-import reactor
+from treadle import reactor
 
 
 @pytest.fixture

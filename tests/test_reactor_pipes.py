@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-import reactor
+from treadle import reactor
 
 DEADLINE = 10.0
 

@@ -16,9 +16,9 @@ import sys
 import time
 
 import pytest
+from treadle.reactor import childwatch
 
-import reactor
-from reactor import childwatch
+from treadle import reactor
 
 PY = sys.executable
 PIPE = asyncio.subprocess.PIPE

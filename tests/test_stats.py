@@ -14,12 +14,11 @@ import urllib.request
 
 import pytest
 from conftest import request, text_app, wait_until
-
-from server.cli import build_parser, config_from_args
-from server.config import Config
-from server.histogram import LatencyHistogram
-from server.observe import summary_line
-from server.stats import ServerStats
+from treadle.server.cli import build_parser, config_from_args
+from treadle.server.config import Config
+from treadle.server.histogram import LatencyHistogram
+from treadle.server.observe import summary_line
+from treadle.server.stats import ServerStats
 
 # One sample line of the text exposition format: name, optional {labels}, value.
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_]+="[^"]*"(,[a-zA-Z_]+="[^"]*")*\})? (\S+)$')
@@ -272,7 +271,7 @@ def test_nothing_is_installed_on_the_loop_unless_asked(serve, tmp_path):
     assert type(plain.server.loop._ready) is collections.deque
     assert plain.server.observer.snapshot().keys() == {"server"}
     traced = serve(text_app(), stats_port=0, trace_reactor=str(tmp_path / "t.jsonl"))
-    assert type(traced.server.loop._selector).__module__ == "reactor.introspect"
+    assert type(traced.server.loop._selector).__module__ == "treadle.reactor.introspect"
     assert type(traced.server.loop._ready) is not collections.deque
 
 

@@ -8,8 +8,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 from conftest import request, text_app
-
-from reactor import timeline
+from treadle.reactor import timeline
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 
 import pytest
-
-from server import Config
-from server.cli import build_parser, config_from_args
-from server.ws_protocol import upgrade
-from server.ws_select import websocket_upgrader
+from treadle.server import Config
+from treadle.server.cli import build_parser, config_from_args
+from treadle.server.ws_protocol import upgrade
+from treadle.server.ws_select import websocket_upgrader
 
 
 def test_defaults_match_uvicorn():

@@ -9,9 +9,8 @@ import threading
 from wsgiref.validate import validator
 
 from conftest import request, wait_until
-
-from reactor.transports import MAX_RECV
-from server.http11 import MAX_BUFFERED_BODY
+from treadle.reactor.transports import MAX_RECV
+from treadle.server.http11 import MAX_BUFFERED_BODY
 
 
 def _reader_app(environ, start_response):

@@ -7,8 +7,8 @@ server to reject. It is proven against h11 by differential tests
 and the RFC section are next to the code that decides.
 """
 
-from server.fastparse.connection import BODY, CLOSED, DEFAULT_MAX_HEAD_SIZE, DONE, ERROR, IDLE, ServerConnection
-from server.fastparse.events import (
+from treadle.server.fastparse.connection import BODY, CLOSED, DEFAULT_MAX_HEAD_SIZE, DONE, ERROR, IDLE, ServerConnection
+from treadle.server.fastparse.events import (
     NEED_DATA,
     PAUSED,
     ConnectionClosed,

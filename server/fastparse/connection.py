@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from typing import Union
 
-from server.fastparse import grammar
-from server.fastparse.events import (
+from treadle.server.fastparse import grammar
+from treadle.server.fastparse.events import (
     CONNECTION_CLOSED,
     END_OF_MESSAGE,
     NEED_DATA,
@@ -38,8 +38,8 @@ from server.fastparse.events import (
     Request,
     _Sentinel,
 )
-from server.fastparse.head import crlf_terminated, parse_fields, parse_request_head
-from server.fastparse.writer import ResponseWriter
+from treadle.server.fastparse.head import crlf_terminated, parse_fields, parse_request_head
+from treadle.server.fastparse.writer import ResponseWriter
 
 Event = Union[Request, Data, EndOfMessage, ConnectionClosed, _Sentinel]
 

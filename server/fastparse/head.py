@@ -8,8 +8,8 @@ exactly what is wrong) runs only when the fast path fails.
 
 from __future__ import annotations
 
-from server.fastparse import grammar
-from server.fastparse.events import RemoteProtocolError, Request
+from treadle.server.fastparse import grammar
+from treadle.server.fastparse.events import RemoteProtocolError, Request
 
 
 def crlf_terminated(text: bytes) -> bytes:

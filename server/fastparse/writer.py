@@ -18,8 +18,8 @@ import re
 from http import HTTPStatus
 from typing import Iterable
 
-from server.fastparse import grammar
-from server.fastparse.events import LocalProtocolError, Request
+from treadle.server.fastparse import grammar
+from treadle.server.fastparse.events import LocalProtocolError, Request
 
 IDLE, BODY, DONE = 0, 1, 2
 _LENGTH, _CHUNKED, _UNTIL_CLOSE, _NO_BODY = range(4)
