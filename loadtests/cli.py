@@ -13,10 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from treadle.server.observe import summary_line
-
 from loadtests.runner import EXIT_SKIPPED, SERVER_STATS, Options, parse_duration, run
 from loadtests.scenarios import SCENARIOS
+from treadle.server.observe import summary_line
 
 
 def build_parser() -> argparse.ArgumentParser:

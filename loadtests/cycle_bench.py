@@ -17,14 +17,13 @@ import pstats
 import time
 from typing import Any
 
+from loadtests import apps
 from treadle.reactor import Reactor
 from treadle.server.apps import AppSet
 from treadle.server.config import Config
 from treadle.server.http11 import H11Protocol
 from treadle.server.http_fast import FastProtocol
 from treadle.server.state import ServerState
-
-from loadtests import apps
 
 WRK = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
 CASES = {"asgi": (apps.asgi, "asgi3"), "wsgi": (apps.wsgi, "wsgi")}

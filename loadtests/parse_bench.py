@@ -12,6 +12,7 @@ import functools
 import timeit
 
 import h11
+
 from treadle.server import fastparse
 
 GET = (

@@ -28,6 +28,7 @@ from http import HTTPStatus
 from typing import Any, Awaitable, Iterable
 
 import h11
+
 from treadle.server.asgi_http import ASGI_VERSION, DONE, START, RequestCycle
 from treadle.server.config import Config
 from treadle.server.connection_control import NO_TIMER, ConnectionControl

@@ -31,6 +31,7 @@ import sys
 from typing import Any
 
 from gunicorn.workers.base import Worker
+
 from treadle.server.config import Config
 from treadle.server.logging import access_logger, error_logger
 from treadle.server.main import Server, StartupError

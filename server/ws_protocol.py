@@ -23,13 +23,6 @@ from http import HTTPStatus
 from typing import Any, Awaitable, Iterable
 
 import h11
-from treadle.server.asgi_ws import WS_ASGI_VERSION, WebSocketCycle
-from treadle.server.config import Config
-from treadle.server.connection_control import NO_TIMER, ConnectionControl
-from treadle.server.logging import access_logger, error_logger
-from treadle.server.state import ServerState
-from treadle.server.target import split_target
-from treadle.server.waiters import wake
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import (
@@ -46,6 +39,14 @@ from wsproto.events import (
 )
 from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from treadle.server.asgi_ws import WS_ASGI_VERSION, WebSocketCycle
+from treadle.server.config import Config
+from treadle.server.connection_control import NO_TIMER, ConnectionControl
+from treadle.server.logging import access_logger, error_logger
+from treadle.server.state import ServerState
+from treadle.server.target import split_target
+from treadle.server.waiters import wake
 
 MAX_QUEUED_MESSAGES = 16  # unreceived by the app before we stop reading (websockets' max_queue)
 MAX_QUEUED_BYTES = 1024 * 1024

@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable, Iterator
 
 import pytest
+
 from treadle.server import Config, Server
 from treadle.server.config import HTTP_ENGINES
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import h11
+
 from treadle.server import fastparse
 
 LIMIT = 16 * 1024

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from treadle.server.cli import build_parser, config_from_args
 
 TESTS = Path(__file__).parent

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from treadle.server.connection_control import NO_TIMER, ConnectionControl
 
 from treadle import reactor
+from treadle.server.connection_control import NO_TIMER, ConnectionControl
 
 FIRST, SECOND = 1, 2
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import h11
 import pytest
+
 from treadle.server.fastparse import (
     DONE,
     ERROR,

@@ -11,6 +11,7 @@ import asyncio
 import time
 
 from conftest import read_body, request, text_app, wait_until
+
 from treadle.server.cli import build_parser
 
 HEAD = b"POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n\r\n"

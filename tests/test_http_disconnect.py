@@ -9,6 +9,7 @@ import threading
 import time
 
 from conftest import request, text_app, wait_until
+
 from treadle.server.asgi_http import ClientDisconnected
 
 

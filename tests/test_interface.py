@@ -6,10 +6,11 @@ import functools
 
 import pytest
 from conftest import request, text_app
+from wsgi_apps import hello
+
 from treadle.server import Config, Server, StartupError
 from treadle.server.cli import build_parser, config_from_args
 from treadle.server.interface import InterfaceError, detect_interface
-from wsgi_apps import hello
 
 
 async def asgi3(scope, receive, send):

@@ -8,9 +8,9 @@ import json
 import socket
 
 import pytest
-from treadle.reactor.introspect import enable_stats, enable_trace, format_record, trace_writer
 
 from treadle import reactor
+from treadle.reactor.introspect import enable_stats, enable_trace, format_record, trace_writer
 
 
 @pytest.fixture

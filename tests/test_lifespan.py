@@ -6,6 +6,7 @@ import logging
 
 import pytest
 from conftest import request
+
 from treadle.server import Config, Server, StartupError
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import request
-from treadle.server import Config, Server, StartupError
 from wsgi_apps import hello
+
+from treadle.server import Config, Server, StartupError
 
 
 def lifespan_app(name: str, log: list, fail: str = ""):

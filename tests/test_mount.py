@@ -7,9 +7,10 @@ import json
 import httpx
 import pytest
 from conftest import request
+from wsgi_apps import environ_app, hello
+
 from treadle.server import StartupError
 from treadle.server.cli import build_parser
-from wsgi_apps import environ_app, hello
 
 
 async def asgi_paths(scope, receive, send):

@@ -9,6 +9,7 @@ import ssl
 
 import pytest
 from prod_support import Proc, get_json
+
 from treadle.server.cli import build_parser, config_from_args
 from treadle.server.config_file import ConfigFileError, apply_file_and_env
 from treadle.server.envfile import EnvFileError, parse_env_file

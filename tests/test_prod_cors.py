@@ -7,6 +7,7 @@ import asyncio
 
 import httpx
 import pytest
+
 from treadle.server import Config
 from treadle.server.cors import CORSMiddleware
 from treadle.server.cors_policy import CORSPolicy

@@ -8,6 +8,7 @@ import asyncio
 import httpx
 import pytest
 from prod_apps import info
+
 from treadle.server import Config
 from treadle.server.proxy_headers import ProxyHeadersMiddleware, TrustedHosts
 

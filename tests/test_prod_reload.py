@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 from prod_support import Proc
+
 from treadle.server.reload import FileFilter, PollingWatcher
 
 APP = """

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 from prod_apps import info
 from prod_support import Proc, get_json
+
 from treadle.server import Config
 from treadle.server.sockets import bind_sockets
 

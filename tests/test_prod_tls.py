@@ -15,6 +15,7 @@ import trustme
 from conftest import wait_until
 from prod_apps import info
 from prod_support import Proc
+
 from treadle.server.tls import TLSConfigError, create_ssl_context
 
 

@@ -14,6 +14,7 @@ import pytest
 from conftest import RawClient, request, wait_until
 from prod_apps import info
 from prod_support import Proc, get_json
+
 from treadle.server import Config, Server
 
 READY = r"Worker \[(\d+)\] ready"

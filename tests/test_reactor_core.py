@@ -18,9 +18,9 @@ import threading
 import time
 
 import pytest
-from treadle.reactor.selection import available_selectors
 
 from treadle import reactor
+from treadle.reactor.selection import available_selectors
 
 
 @pytest.fixture

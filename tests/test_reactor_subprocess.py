@@ -16,9 +16,9 @@ import sys
 import time
 
 import pytest
-from treadle.reactor import childwatch
 
 from treadle import reactor
+from treadle.reactor import childwatch
 
 PY = sys.executable
 PIPE = asyncio.subprocess.PIPE

@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 from conftest import request, text_app, wait_until
+
 from treadle.server.cli import build_parser, config_from_args
 from treadle.server.config import Config
 from treadle.server.histogram import LatencyHistogram

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 from conftest import request, text_app
+
 from treadle.reactor import timeline
 
 

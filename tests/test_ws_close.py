@@ -9,12 +9,13 @@ import time
 
 import pytest
 from conftest import wait_until
-from treadle.server import ClientDisconnected
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from ws_helpers import Events, RawPeer, echo_app, handshake_request, ws_url
 from wsproto.events import AcceptConnection, CloseConnection, Request
 from wsproto.frame_protocol import CloseReason
+
+from treadle.server import ClientDisconnected
 
 
 def recording_echo(seen: Events):

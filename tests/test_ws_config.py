@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+
 from treadle.server import Config
 from treadle.server.cli import build_parser, config_from_args
 from treadle.server.ws_protocol import upgrade

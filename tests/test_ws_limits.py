@@ -10,13 +10,14 @@ import time
 
 import pytest
 from conftest import wait_until
-from treadle.reactor.transports import MAX_RECV
-from treadle.server.ws_protocol import MAX_QUEUED_BYTES, WSProtocol
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 from ws_helpers import Events, RawPeer, echo_app, handshake_request, ws_url
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from wsproto.extensions import PerMessageDeflate
+
+from treadle.reactor.transports import MAX_RECV
+from treadle.server.ws_protocol import MAX_QUEUED_BYTES, WSProtocol
 
 
 def masked_frame(first_byte: int, payload: bytes) -> bytes:

@@ -9,6 +9,7 @@ import threading
 from wsgiref.validate import validator
 
 from conftest import request, wait_until
+
 from treadle.reactor.transports import MAX_RECV
 from treadle.server.http11 import MAX_BUFFERED_BODY
 

@@ -10,8 +10,9 @@ from wsgiref.validate import validator
 
 import pytest
 from conftest import request, wait_until
-from treadle.server import wsgi
 from wsgi_apps import Tracked, hello
+
+from treadle.server import wsgi
 
 
 def _get(srv, target: str = "/", method: str = "GET"):
