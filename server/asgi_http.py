@@ -143,8 +143,11 @@ class RequestCycle:
             if self.response_state != DONE:
                 self.channel.abort(self)
         except BaseException as exc:
-            if self.disconnected and isinstance(exc, OSError):
-                error_logger.debug("Client disconnected while the app was responding: %r", exc)
+            if self.disconnected:
+                # Whatever the app raises once the client has gone (ClientDisconnected from
+                # send(), or a framework's own exception for it, as Starlette's
+                # ClientDisconnect) follows the client's leaving: not the app's error.
+                error_logger.debug("The app raised after the client disconnected: %r", exc)
             else:
                 error_logger.error("Exception in ASGI application", exc_info=exc)
             if self.response_state == START:

@@ -113,8 +113,8 @@ class WebSocketCycle:
         except asyncio.CancelledError:
             self._fail()  # only the server cancels sessions: shutdown ran out of time
         except BaseException as exc:
-            if self.disconnected and isinstance(exc, OSError):
-                error_logger.debug("WebSocket peer left while the app was sending: %r", exc)
+            if self.disconnected:  # as for HTTP (asgi_http.RequestCycle.run): the peer left first
+                error_logger.debug("The app raised after the WebSocket peer left: %r", exc)
             else:
                 error_logger.error("Exception in ASGI application", exc_info=exc)
             self._fail()

@@ -338,19 +338,25 @@ class WsgiCycle:
             body = self._respond(result)
             if not self._status:
                 raise RuntimeError("The WSGI application returned without calling start_response().")
-        except ClientDisconnected as exc:
-            error_logger.debug("Client disconnected while the WSGI app was responding: %s", exc)
-            end = _GONE
         except BaseException as exc:
-            error_logger.error("Exception in WSGI application %r", self.app, exc_info=exc)
-            end = _FAILED
+            if self.disconnected or isinstance(exc, ClientDisconnected):
+                # As for ASGI apps (asgi_http.RequestCycle.run): what the app raises once the
+                # client has gone follows the client's leaving, and is not the app's error.
+                error_logger.debug("The WSGI app raised after the client disconnected: %r", exc)
+                end = _GONE
+            else:
+                error_logger.error("Exception in WSGI application %r", self.app, exc_info=exc)
+                end = _FAILED
         finally:
             close = getattr(result, "close", None)
             if close is not None:
                 try:
                     close()
                 except BaseException as exc:
-                    error_logger.error("Exception closing the iterable of WSGI application %r", self.app, exc_info=exc)
+                    if end == _GONE:
+                        error_logger.debug("Closing the WSGI iterable after the client left raised: %r", exc)
+                    else:
+                        error_logger.error("Exception closing the iterable of WSGI app %r", self.app, exc_info=exc)
                     if end == _COMPLETE and not self._headers_sent:
                         end = _FAILED
         try:

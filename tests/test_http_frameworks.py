@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
+import logging
 import shutil
 import subprocess
 
@@ -138,3 +140,30 @@ def test_curl(serve, tmp_path):
     out = _curl("-v", f"{srv.url}/?q=1", f"{srv.url}/?q=2")
     assert out.stdout == b"hi / 1hi / 2"
     assert b"Re-using existing connection" in out.stderr or b"Reusing existing connection" in out.stderr
+
+
+def test_a_client_leaving_a_starlette_stream_is_not_an_error(serve, caplog):
+    """Starlette's StreamingResponse, on ASGI 2.4, turns the OSError that send() raises once the
+    client has gone into its own ClientDisconnect and lets it out of the app: that follows the
+    client's leaving and is logged at debug, not as an "Exception in ASGI application". The
+    generator stops at once (its finally runs when Starlette drops it)."""
+    closed = []
+
+    async def stream(request: Request):
+        async def endless():
+            try:
+                while True:
+                    yield b"x" * 65536
+            finally:
+                closed.append(True)
+
+        return StreamingResponse(endless(), media_type="application/octet-stream")
+
+    caplog.set_level("INFO", logger="treadle.error")  # a debug record would keep the generator alive
+    srv = serve(Starlette(routes=[Route("/", stream)]))
+    with srv.connect() as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.read_head()[0] == 200
+    wait_until(lambda: not srv.state.tasks)
+    wait_until(lambda: gc.collect() >= 0 and closed)  # collect: PyPy frees it only then
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -336,3 +336,30 @@ def test_close_with_a_bad_reason_is_the_apps_error(serve):
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(timeout=5)
     assert info.value.rcvd.code == 1011
+
+
+def test_a_starlette_endpoint_raising_websocketdisconnect_is_not_an_error(serve, caplog):
+    """Starlette's receive_text() raises WebSocketDisconnect once the peer has gone; an
+    endpoint that lets it out has done nothing wrong: debug, not "Exception in ASGI application"."""
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+
+    done = threading.Event()
+
+    async def endpoint(websocket):
+        await websocket.accept()
+        try:
+            while True:
+                await websocket.send_text(await websocket.receive_text())
+        finally:
+            done.set()
+
+    caplog.set_level("DEBUG", logger="treadle.error")
+    srv = serve(Starlette(routes=[WebSocketRoute("/", endpoint)]))
+    with connect(ws_url(srv)) as ws:
+        ws.send("hi")
+        assert ws.recv() == "hi"
+        ws.socket.close()  # no close frame at all
+    assert done.wait(5)
+    wait_until(lambda: [r for r in caplog.records if "after the WebSocket peer left" in r.getMessage()])
+    assert [r.getMessage() for r in caplog.records if r.levelno >= 40] == []
