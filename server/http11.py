@@ -49,10 +49,12 @@ _REASONS = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason in _REASONS.items()}
 
-# RFC 9110 5.1: field-name = token; 5.5: a field value must not contain CR, LF or NUL,
-# and has no leading or trailing whitespace.
+# RFC 9110 5.1: field-name = token; 5.5: a field value must not contain CR, LF or NUL (a
+# sender of those could split the response), and does not include leading or trailing
+# whitespace: that is stripped, as gunicorn does (Django's WSGI handler sends Set-Cookie
+# values with a leading space).
 _is_token = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
-_bad_value = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]$").search
+_bad_value = re.compile(rb"[\x00\r\n]").search
 
 # Response fields an app sends on every response (content-type, cache-control...) are
 # checked once: the rendered line of each valid (name, value) tuple is kept, up to a bound
@@ -79,8 +81,8 @@ def _check_header(header: Any) -> tuple[bytes, bytes]:
     if _is_token(name) is None:
         raise RuntimeError(f"Invalid header name {name!r}.")
     if _bad_value(value) is not None:
-        raise RuntimeError(f"Invalid header value {value!r} for header {name!r}.")
-    return name, value
+        raise RuntimeError(f"Invalid header value {value!r} for header {name!r}: CR, LF and NUL are not allowed.")
+    return name, value.strip(b" \t")
 
 
 class H11Protocol(ConnectionControl, asyncio.Protocol):

@@ -133,6 +133,10 @@ INVALID = [
         "Invalid header value",
     ),
     (
+        [{"type": "http.response.start", "status": 200, "headers": [(b"x", b"a\x00b")]}],
+        "Invalid header value",
+    ),
+    (
         [{"type": "http.response.start", "status": 200, "headers": [(b"bad name", b"v")]}],
         "Invalid header name",
     ),
@@ -196,3 +200,24 @@ def test_server_keeps_serving_after_errors(serve):
     with srv.connect() as c:
         c.send(request())
         assert c.read_response().status == 200
+
+
+def test_header_values_lose_leading_and_trailing_whitespace(serve):
+    """RFC 9110 5.5: a field value does not include leading or trailing whitespace; an app
+    that sends some (as Django's WSGI handler does for cookies) gets it stripped, not a 500."""
+
+    async def app(scope, receive, send):
+        headers = [(b"set-cookie", b" a=1; Path=/"), (b"x-tabbed", b"\tv \t"), (b"x-empty", b"  ")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers, "trailers": True})
+        await send({"type": "http.response.body", "body": b"ok"})
+        await send({"type": "http.response.trailers", "headers": [(b"x-trailer", b" t ")]})
+
+    srv = serve(app)
+    with srv.connect() as c:
+        c.send(request(headers=[("TE", "trailers")]))
+        resp = c.read_response()
+    assert resp.status == 200 and resp.body == b"ok"
+    assert resp.header(b"set-cookie") == b"a=1; Path=/"
+    assert resp.header(b"x-tabbed") == b"v"
+    assert resp.header(b"x-empty") == b""
+    assert resp.trailers == [(b"x-trailer", b"t")]

@@ -59,6 +59,7 @@ def test_raising_after_the_headers_were_sent_closes_the_connection(serve):
         ("99 Too Low", [], "Invalid WSGI status"),
         (b"200 OK", [], "Invalid WSGI status"),
         ("200 OK", [("X-Bad", "line\r\nInjected: yes")], "Invalid header value"),
+        ("200 OK", [("X-Nul", "a\x00b")], "Invalid header value"),
         ("200 OK", [("Bad Name", "x")], "Invalid header name"),
         ("200 OK", [("X-Smile", "\u263a")], "not latin-1"),
         ("200 OK", [("X-Int", 5)], "must be str"),

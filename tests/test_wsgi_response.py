@@ -299,3 +299,18 @@ def test_threads_run_requests_concurrently(serve):
     for t in threads:
         t.join(10)
     assert results == [b"together"] * 3
+
+
+def test_header_values_lose_leading_and_trailing_whitespace(serve):
+    """Django's WSGI handler sends every Set-Cookie value with a leading space."""
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Set-Cookie", " csrftoken=abc; Path=/"), ("Content-Type", "text/plain ")])
+        return [b"hi"]
+
+    srv = serve(app, interface="wsgi")
+    for _ in range(2):  # the second time from the encoded-header cache
+        resp = _get(srv)
+        assert resp.status == 200 and resp.body == b"hi"
+        assert resp.header(b"set-cookie") == b"csrftoken=abc; Path=/"
+        assert resp.header(b"content-type") == b"text/plain"
