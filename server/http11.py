@@ -32,7 +32,7 @@ import h11
 from treadle.server.asgi_http import ASGI_VERSION, DONE, START, RequestCycle
 from treadle.server.config import Config
 from treadle.server.connection_control import NO_TIMER, ConnectionControl
-from treadle.server.logging import access_logger, error_logger
+from treadle.server.logging import access_logger, error_logger, format_client
 from treadle.server.mount import Runner
 from treadle.server.state import ServerState
 from treadle.server.target import split_target
@@ -698,10 +698,16 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         self._close_lingering()
 
     def _log_access(self) -> None:
-        """A response is over (sent, rejected or cut short): count it, and log it."""
+        """A response is over (sent, rejected or cut short): count it, and log it — once.
+
+        Several paths can end a response (the app fails after starting it, then the client
+        leaves; an error response, then its lingering close): whichever comes first writes
+        the line, and clears ``_request_line`` so the others find nothing left to log.
+        """
         request_line = self._request_line
         if request_line is None:
             return
+        self._request_line = None
         now = self.loop.time()
         self.state.stats.response_done(self._status, now - self._start_time, now)
         if not self.config.access_log or not access_logger.isEnabledFor(20):
@@ -710,7 +716,7 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         client = cycle.scope["client"] if cycle is not None else self.client  # as a trusted proxy said
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d %d %.1fms',
-            f"{client[0]}:{client[1]}" if client else "-",
+            format_client(client),
             request_line[0],
             request_line[1],
             request_line[2],

@@ -43,7 +43,7 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 from treadle.server.asgi_ws import WS_ASGI_VERSION, WebSocketCycle
 from treadle.server.config import Config
 from treadle.server.connection_control import NO_TIMER, ConnectionControl
-from treadle.server.logging import access_logger, error_logger
+from treadle.server.logging import access_logger, error_logger, format_client
 from treadle.server.state import ServerState
 from treadle.server.target import split_target
 from treadle.server.waiters import wake
@@ -403,10 +403,9 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
     def _log_access(self, status: int) -> None:
         if not self.config.access_log or not access_logger.isEnabledFor(20):
             return
-        client = self.client
-        access_logger.info(
-            '%s - "WebSocket %s" %d', f"{client[0]}:{client[1]}" if client else "-", self._target, status
-        )
+        cycle = self.cycle
+        client = cycle.scope["client"] if cycle is not None else self.client  # as a trusted proxy said
+        access_logger.info('%s - "WebSocket %s" %d', format_client(client), self._target, status)
 
     # -- helpers -------------------------------------------------------------------------------
 
