@@ -115,6 +115,15 @@ class RequestCycle:
         self.disconnected = True
         self._wake()
 
+    def end_stream(self) -> None:
+        """The server ends this response (an event stream, at shutdown): an app listening in
+        ``receive()`` is told the client has gone; one that is not is cancelled, since it would
+        otherwise learn of it only at its next ``send()``."""
+        listening = self.waiter is not None
+        self.disconnect()
+        if not listening and self.task is not None:
+            self.task.cancel()
+
     def _wake(self) -> None:
         waiter, self.waiter = self.waiter, None
         wake(waiter)

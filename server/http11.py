@@ -85,6 +85,14 @@ def _check_header(header: Any) -> tuple[bytes, bytes]:
     return name, value.strip(b" \t")
 
 
+def _is_event_stream(headers: Iterable[Any]) -> bool:
+    """Whether validated response headers say ``content-type: text/event-stream``."""
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            return value.lstrip().lower().startswith(b"text/event-stream")
+    return False
+
+
 class H11Protocol(ConnectionControl, asyncio.Protocol):
     # The parser's vocabulary, which everything below is written against: h11's here;
     # server/http_fast.py swaps in server/fastparse's, the only difference between the engines.
@@ -133,6 +141,8 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         self._trailer_lines: list[bytes] = []
         self._status = 0
         self._bytes_sent = 0
+        self._response_headers: Iterable[Any] = ()  # as the app gave them (read at shutdown)
+        self._ending_stream = False  # shutdown is ending this event stream (see shutdown())
 
     # -- asyncio.Protocol callbacks (reactor thread) -----------------------------------------
 
@@ -355,7 +365,11 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
             return
 
         root_path = config.root_path
-        path, raw_path, query = split_target(target, root_path)
+        split = split_target(target, root_path, config.root_path_kept)
+        if split is None:
+            self._reject(404)  # outside --root-path, which requests keep (--root-path-mode kept)
+            return
+        path, raw_path, query = split
         scope = {
             "type": "http",
             "asgi": ASGI_VERSION.copy(),
@@ -511,6 +525,8 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         if self._expect_100 or self.state.closing:
             # The client still waits to be told to send its body, or we are shutting down.
             self._keep_alive = False
+            if self.state.closing and _is_event_stream(headers):
+                self.loop.call_soon(self._end_event_stream)  # begun after shutdown did: end it too
         if not self._keep_alive:
             lines.append(b"connection: close\r\n")
         elif self._http10:
@@ -522,6 +538,7 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
         self._send_trailers = trailers and framing == _CHUNKED and self._te_trailers
         self._trailer_lines = []
         self._status = status
+        self._response_headers = headers
         self._head = b"".join(lines)
 
     def send_body(self, cycle: RequestCycle, data: bytes, more_body: bool) -> Awaitable[None] | None:
@@ -634,7 +651,7 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
             self._reject(status)
 
     def abort(self, cycle: RequestCycle) -> None:
-        if cycle is self.cycle and not self._closed:
+        if cycle is self.cycle and not self._closed and not self._ending_stream:
             if self._head is not None:
                 self._head = None  # nothing on the wire yet: a clean 500 is still possible
                 self._reject(500)
@@ -644,6 +661,8 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
 
     def cycle_done(self, cycle: RequestCycle) -> None:
         self.state.active_requests -= 1
+        if self._ending_stream and cycle is self.cycle and not self._closed:
+            self._finish_event_stream()
 
     # -- responses and closing -----------------------------------------------------------------
 
@@ -766,11 +785,45 @@ class H11Protocol(ConnectionControl, asyncio.Protocol):
             return
         if self.cycle is not None and not self._discarding:
             self._keep_alive = False
+            if self._status and _is_event_stream(self._response_headers):
+                self._end_event_stream()
         elif self._timer_kind == _HEADER_TIMER:
             if not self.conn.trailing_data[0]:
                 self._set_timer(_HEADER_TIMER, min(self.config.timeout_request_header, FIRST_REQUEST_GRACE))
         else:
             self._close()
+
+    def _end_event_stream(self) -> None:
+        """Shutdown ends an event stream at once rather than after the graceful timeout.
+
+        An event stream (``text/event-stream``, WHATWG HTML 9.2) has no end of its own: its
+        app would run until the graceful timeout and then be cut off mid-stream. Any other
+        response may be finishing real work, so it gets the whole graceful timeout; only
+        event streams are ended early. The cycle tells its app the client is gone (or
+        cancels it, or stops the WSGI worker's next write); when the app is done,
+        ``cycle_done`` ends the body properly (the last chunk) and closes. Browsers then
+        reconnect, to a server that is up.
+        """
+        cycle = self.cycle
+        if cycle is None or self._closed or self._ending_stream:
+            return
+        self._ending_stream = True
+        cycle.end_stream()
+
+    def _finish_event_stream(self) -> None:
+        """The app of an event stream that shutdown ended is done: end the body and close."""
+        out = self._head or b""
+        self._head = None
+        if self._framing == _CHUNKED:
+            out += b"0\r\n\r\n"
+        if out:
+            self.transport.write(out)
+            self.state.stats.bytes_out += len(out)
+        self._log_access()
+        if self._request_done:
+            self._close()
+        else:
+            self._close_lingering()
 
     def force_close(self) -> None:
         self._closed = True

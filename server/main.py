@@ -4,10 +4,11 @@ Threads: the reactor thread runs the event loop and everything on it (connection
 app, lifespan). The thread that calls ``run()`` — normally the main thread — owns the
 signal handlers and only ever talks to the loop through ``call_soon_threadsafe``.
 
-Shutdown phases (each logged): stop accepting → close idle keep-alive connections, and
-tell busy ones to close after their response → wait for in-flight requests up to the
-graceful timeout → cancel what remains and drop its connections → lifespan shutdown →
-close the loop.
+Shutdown phases (each logged): stop accepting → close idle keep-alive connections, tell
+busy ones to close after their response, and end event streams (which have no end of their
+own) → wait for in-flight requests up to the graceful timeout → cancel what remains and drop
+its connections → lifespan shutdown → cancel and await every task the app left running, as
+``asyncio.run`` does → close the loop.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from treadle.server.observe import Observer
 from treadle.server.sockets import bind_sockets, describe, remove_unix_socket
 from treadle.server.state import ServerState
 from treadle.server.tls import TLSConfigError, tls_protocol_factory
+
+LEFTOVER_TASKS_TIMEOUT = 5.0  # for tasks to finish once cancelled (phases 4 and 6)
 
 EXIT_OK = 0
 EXIT_LOAD_ERROR = 1
@@ -240,6 +243,7 @@ class Server:
             factory = tls_protocol_factory(factory, self._ssl_context, config.ssl_handshake_timeout, loop)
         servers = [await loop.create_server(factory, sock=sock, backlog=config.backlog) for sock in self.sockets]
         state.on_request_limit = self._retire
+        error_logger.info("Serving %s", apps.describe())
         where = describe(self.sockets[0], "https" if self._ssl_context else "http")
         error_logger.info("Treadle running on %s (Press CTRL+C to quit)", where)
         self._started.set()
@@ -274,7 +278,7 @@ class Server:
         for task in list(state.tasks):
             task.cancel()
         if state.tasks:
-            await asyncio.wait(list(state.tasks), timeout=5.0)
+            await asyncio.wait(list(state.tasks), timeout=LEFTOVER_TASKS_TIMEOUT)
         for conn in list(state.connections):
             conn.force_close()
         everything.cancel()
@@ -284,6 +288,10 @@ class Server:
         if lifespan is not None:
             await lifespan.shutdown()
         apps.close()
+        # Phase 6: what the app started and left running (background tasks, a lifespan that
+        # never returned) is cancelled and awaited now, so its finally blocks run while the
+        # loop and the interpreter are whole, not as "Task was destroyed but it is pending!".
+        await _cancel_leftover_tasks(LEFTOVER_TASKS_TIMEOUT)
         error_logger.info("Finished server process.")
 
     def _retire(self) -> None:
@@ -298,3 +306,25 @@ class Server:
             self._forced.set_result(None)  # ends the graceful wait at once
         if self._stop is not None and not self._stop.done():
             self._stop.set_result(None)
+
+
+async def _cancel_leftover_tasks(timeout: float) -> None:
+    """Cancel every task on the loop but the caller's and wait for them, up to ``timeout``;
+    report those that failed (to the loop's exception handler, as ``asyncio.run`` does) and
+    those that would not stop."""
+    loop = asyncio.get_running_loop()
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks(loop) if task is not current]
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            message = "unhandled exception in a task cancelled at shutdown"
+            loop.call_exception_handler({"message": message, "exception": task.exception(), "task": task})
+    if pending:
+        error_logger.warning(
+            "%d task(s) did not stop within %s s of being cancelled: %s", len(pending), timeout, pending
+        )

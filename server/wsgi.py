@@ -219,6 +219,11 @@ class WsgiCycle:
         if self._file_task is not None:
             self._file_task.cancel()  # os.sendfile would otherwise wait on a closed socket
 
+    def end_stream(self) -> None:
+        """The server ends this response (an event stream, at shutdown): the worker's next
+        ``write()`` raises ``ClientDisconnected`` (a thread cannot be cancelled)."""
+        self.disconnect()
+
     def reject_busy(self) -> None:
         error_logger.warning("Every WSGI worker is busy and the wait queue is full: answering 503.")
         self.channel.send_error_response(self, 503)
