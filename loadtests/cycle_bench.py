@@ -23,6 +23,7 @@ from treadle.server.apps import AppSet
 from treadle.server.config import Config
 from treadle.server.http11 import H11Protocol
 from treadle.server.http_fast import FastProtocol
+from treadle.server.middleware import wrap_runner
 from treadle.server.state import ServerState
 
 WRK = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
@@ -67,7 +68,7 @@ async def drive(protocol_class: type, app: Any, interface: str, requests: int) -
     config = Config(app, interface=interface, access_log=False, log_level="warning")
     state = ServerState(config)
     appset = AppSet(config)
-    runner = appset.runner(loop, state)
+    runner = wrap_runner(appset.runner(loop, state), config)  # as the server does (proxy headers)
     transport = RecordingTransport()
     protocol = protocol_class(config, state, runner, loop)
     protocol.connection_made(transport)

@@ -29,6 +29,8 @@ from treadle.server.threadpool import WorkerPool
 from treadle.server.types import Receive, Scope, Send
 from treadle.server.wsgi import WsgiRunner
 
+_INTERFACE_NAMES = {"asgi3": "ASGI 3", "asgi2": "ASGI 2", "wsgi": "WSGI"}
+
 
 class AsgiRunner:
     """Runs an ASGI 3 app for each request as an eager task on the loop (reactor thread)."""
@@ -67,6 +69,21 @@ class AppSet:
         if len(apps) <= 1:
             return apps[0] if apps else None
         return LifespanGroup(apps)
+
+    def describe(self) -> str:
+        """What is served, for the start-up log: each app, the interface it is served as and,
+        for WSGI, the worker threads: "myapp:app (WSGI, 8 threads, queue 1024)"."""
+        served = [] if self.main is None else [("", self.config.app, self.main[0])]
+        for (prefix, target, *_), (_, (interface, _)) in zip(self.config.mounts, self.mounts):
+            served.append((prefix + " → ", target, interface))
+        parts = []
+        for where, target, interface in served:
+            name = target if isinstance(target, str) else getattr(target, "__qualname__", repr(target))
+            kind = _INTERFACE_NAMES[interface]
+            if interface == "wsgi":
+                kind += f", {self.config.threads} threads, queue {self.config.wsgi_queue_size}"
+            parts.append(f"{where}{name} ({kind})")
+        return "; ".join(parts)
 
     def runner(self, loop: asyncio.AbstractEventLoop, state: ServerState) -> Runner:
         """The object connections hand each request to (call in the reactor thread)."""
@@ -114,5 +131,5 @@ def _classify(app: Any, interface: str) -> tuple[str, Any]:
     elif interface == "asgi":
         interface = "asgi3"
     if interface == "asgi2":
-        return "asgi3", ASGI2Middleware(app)
+        return "asgi2", ASGI2Middleware(app)
     return interface, app

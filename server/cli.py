@@ -16,6 +16,7 @@ from treadle.server.envfile import EnvFileError
 from treadle.server.interface import INTERFACES
 from treadle.server.mount import normalize_prefix
 from treadle.server.supervisor import serve
+from treadle.server.target import ROOT_PATH_MODES
 from treadle.server.ws_select import WS_MODES
 
 DEMO_APP = "treadle.server.demo:app"
@@ -59,7 +60,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="treadle",
-        description="Serve an ASGI application over HTTP/1.1.",
+        description="Serve an ASGI or WSGI application over HTTP/1.1 (which of the two is detected; "
+        "--interface says it).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
@@ -70,7 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="log level")
     p.add_argument("--log-config", default=None, help="logging config file (.json dictConfig, or .ini)")
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True, help="access log")
-    p.add_argument("--root-path", default="", help="ASGI root_path, for apps mounted below a prefix")
+    p.add_argument(
+        "--root-path", default="", help="where a proxy mounts the app (ASGI root_path, WSGI SCRIPT_NAME)"
+    )
+    p.add_argument(
+        "--root-path-mode",
+        choices=ROOT_PATH_MODES,
+        default="stripped",
+        help="stripped: the proxy removes --root-path from request paths and the server puts it back (uvicorn); "
+        "kept: requests keep it in their path, and others get 404 (gunicorn's SCRIPT_NAME)",
+    )
     p.add_argument("--app-dir", default=".", help="put this directory first on sys.path")
     p.add_argument("--factory", action="store_true", help="APP is a factory: call it to get the app")
     p.add_argument("--lifespan", choices=LIFESPAN_MODES, default="auto", help="lifespan protocol mode")
@@ -207,6 +218,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         log_config=args.log_config,
         access_log=args.access_log,
         root_path=args.root_path,
+        root_path_mode=args.root_path_mode,
         app_dir=args.app_dir,
         factory=args.factory,
         lifespan=args.lifespan,

@@ -90,8 +90,9 @@ def add_production_arguments(p: argparse.ArgumentParser) -> None:
     proxy.add_argument(
         "--proxy-headers",
         action=on_off,
-        default=False,
-        help="take client address and scheme from X-Forwarded-For/-Proto and Forwarded, from trusted peers",
+        default=True,
+        help="take client address and scheme from X-Forwarded-For/-Proto and Forwarded, from trusted peers "
+        "(--forwarded-allow-ips; by default 127.0.0.1 and Unix sockets only, as uvicorn)",
     )
     proxy.add_argument(
         "--forwarded-allow-ips",

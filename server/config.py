@@ -15,6 +15,7 @@ from treadle.server.envfile import load_env_file
 from treadle.server.importer import load_app
 from treadle.server.interface import INTERFACES
 from treadle.server.mount import normalize_prefix
+from treadle.server.target import ROOT_PATH_MODES
 from treadle.server.tls import create_ssl_context
 from treadle.server.ws_select import WS_MODES
 
@@ -36,6 +37,9 @@ class Config:
         log_config: str | dict | None = None,
         access_log: bool = True,
         root_path: str = "",
+        # Who holds --root-path (server/target.py): "stripped" by the proxy (uvicorn), or "kept"
+        # in each request's path (gunicorn's SCRIPT_NAME).
+        root_path_mode: str = "stripped",
         app_dir: str | None = ".",
         factory: bool = False,
         lifespan: str = "auto",
@@ -72,8 +76,11 @@ class Config:
         ssl_cert_reqs: int = ssl.CERT_NONE,
         ssl_ciphers: str | None = None,
         ssl_handshake_timeout: float = 10.0,
-        # Behind a proxy (server/proxy_headers.py). None: $FORWARDED_ALLOW_IPS, else 127.0.0.1.
-        proxy_headers: bool = False,
+        # Behind a proxy (server/proxy_headers.py): on, and trusting only a proxy on this host
+        # (127.0.0.1 and Unix-socket peers), as uvicorn does, so that switching servers behind
+        # a local nginx does not change the client and scheme an app sees.
+        # forwarded_allow_ips None: $FORWARDED_ALLOW_IPS, else 127.0.0.1.
+        proxy_headers: bool = True,
         forwarded_allow_ips: str | None = None,
         # CORS (server/cors_policy.py): on when an origin is allowed. Browsers cap max-age at 2 h.
         cors_allow_origins: Sequence[str] = (),
@@ -113,6 +120,8 @@ class Config:
             raise ValueError(f"http must be one of {HTTP_ENGINES}, not {http!r}")
         if ws not in WS_MODES:
             raise ValueError(f"ws must be one of {WS_MODES}, not {ws!r}")
+        if root_path_mode not in ROOT_PATH_MODES:
+            raise ValueError(f"root_path_mode must be one of {ROOT_PATH_MODES}, not {root_path_mode!r}")
         if interface not in INTERFACES:
             raise ValueError(f"interface must be one of {INTERFACES}, not {interface!r}")
         if threads < 1 or wsgi_queue_size < 0:
@@ -123,7 +132,11 @@ class Config:
         self.log_level = log_level
         self.log_config = log_config
         self.access_log = access_log
-        self.root_path = root_path
+        if root_path and not root_path.startswith("/"):
+            raise ValueError(f"root_path must start with '/', got {root_path!r}")
+        self.root_path = root_path.rstrip("/")  # "/app/" is "/app": paths after it start with "/"
+        self.root_path_mode = root_path_mode
+        self.root_path_kept = root_path_mode == "kept"
         self.app_dir = app_dir
         self.factory = factory
         self.lifespan = lifespan

@@ -32,7 +32,14 @@ _PAIR = re.compile(r'\s*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"
 
 
 class TrustedHosts:
-    """``--forwarded-allow-ips``: a comma-separated list of addresses and networks, or ``*``."""
+    """``--forwarded-allow-ips``: a comma-separated list of addresses and networks, or ``*``.
+
+    Asked about the peer of every request, so each answer is remembered: behind a proxy a
+    server sees few distinct peers, and the memo is emptied when full, so that many clients
+    cannot grow it.
+    """
+
+    MEMO_SIZE = 1024
 
     def __init__(self, spec: str | Iterable[str]) -> None:
         items = spec.split(",") if isinstance(spec, str) else list(spec)
@@ -40,6 +47,7 @@ class TrustedHosts:
         self.everyone = "*" in entries
         self.networks: list[_Network] = []
         self.literals: set[str] = set()
+        self._memo: dict[str, bool] = {}
         for entry in entries:
             try:
                 self.networks.append(ipaddress.ip_network(entry, strict=False))
@@ -49,6 +57,15 @@ class TrustedHosts:
     def __contains__(self, host: str | None) -> bool:
         if self.everyone or host is None:
             return True  # host None: a Unix socket peer
+        known = self._memo.get(host)
+        if known is not None:
+            return known
+        if len(self._memo) >= self.MEMO_SIZE:
+            self._memo.clear()
+        trusted = self._memo[host] = self._decide(host)
+        return trusted
+
+    def _decide(self, host: str) -> bool:
         if host in self.literals:
             return True
         try:
@@ -104,6 +121,8 @@ def forwarded_client(
             xff.append(value)
         elif name == b"x-forwarded-proto":
             xfp.append(value)
+    if not (forwarded or xff or xfp):
+        return None  # the common case (a direct client of a trusted host): nothing more to do
     nearest_proto = None  # X-Forwarded-Proto that does not line up with X-Forwarded-For
     if forwarded:
         hops = _parse_forwarded(b",".join(forwarded).decode("latin-1"))

@@ -130,7 +130,11 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
             self._plain_response(400)
             return
         assert isinstance(event, Request)
-        path, raw_path, query = split_target(request.target, self.config.root_path)
+        split = split_target(request.target, self.config.root_path, self.config.root_path_kept)
+        if split is None:
+            self._plain_response(404)  # outside --root-path, which requests keep
+            return
+        path, raw_path, query = split
         scope = {
             "type": "websocket",
             "asgi": WS_ASGI_VERSION.copy(),

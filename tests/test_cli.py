@@ -262,6 +262,22 @@ def test_console_script(cli):
     proc = cli("treadle", "--help", module=False)
     assert proc.finish() == 0
     assert "--limit-concurrency" in proc.output()
+    assert "Serve an ASGI or WSGI application" in proc.output()
+
+
+@pytest.mark.parametrize(
+    "app, said",
+    [
+        ("sample_apps:hello", r"Serving sample_apps:hello \(ASGI 3\)"),
+        ("wsgi_apps:hello", r"Serving wsgi_apps:hello \(WSGI, 3 threads, queue 1024\)"),
+    ],
+)
+def test_the_start_up_log_says_which_interface_serves_the_app(cli, app, said):
+    proc = cli(app, "--port", "0", "--threads", "3", "--lifespan", "off")
+    proc.wait_for(said)
+    proc.started()
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.finish() == 0
 
 
 def test_programmatic_run_and_python_dash_m(cli):

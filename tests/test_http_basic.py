@@ -41,6 +41,21 @@ def test_scope_has_every_key(serve):
     assert "http.response.trailers" in scope["extensions"]
 
 
+
+def test_root_path_kept_in_the_request_path(serve):
+    """--root-path-mode kept: path and raw_path stay as sent (they start with root_path);
+    a request outside the root path is not this app's: 404."""
+    rec = Recorder()
+    srv = serve(rec, root_path="/mount", root_path_mode="kept")
+    with srv.connect() as c:
+        c.send(request("GET", "/mount/a%20b?x=1"))
+        assert c.read_response().status == 200
+        c.send(request("GET", "/mountain"))
+        assert c.read_response().status == 404
+    scope = rec.scopes[0]
+    assert (scope["path"], scope["raw_path"], scope["root_path"]) == ("/mount/a b", b"/mount/a%20b", "/mount")
+    assert len(rec.scopes) == 1
+
 def test_absolute_form_target(serve):
     rec = Recorder()
     srv = serve(rec)

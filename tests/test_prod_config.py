@@ -33,19 +33,19 @@ def clean_env(monkeypatch, tmp_path):
 
 def test_precedence_file_then_env_then_cli(clean_env, tmp_path):
     (tmp_path / "treadle.toml").write_text(
-        'app = "prod_apps:info"\nport = 9001\nworkers = 3\nlog_level = "debug"\nproxy-headers = true\n'
+        'app = "prod_apps:info"\nport = 9001\nworkers = 3\nlog_level = "debug"\nproxy-headers = false\n'
         'cors-allow-origin = ["https://a.example", "https://b.example"]\n'
     )
     args = parse(["--config", "treadle.toml"])
     assert (args.app, args.port, args.workers, args.log_level) == ("prod_apps:info", 9001, 3, "debug")
-    assert args.proxy_headers is True
+    assert args.proxy_headers is False
     assert args.cors_allow_origins == ["https://a.example", "https://b.example"]
     clean_env.setenv("TREADLE_PORT", "9002")
-    clean_env.setenv("TREADLE_PROXY_HEADERS", "false")
+    clean_env.setenv("TREADLE_PROXY_HEADERS", "true")
     args = parse(["--config", "treadle.toml"])
-    assert (args.port, args.workers, args.proxy_headers) == (9002, 3, False)
-    args = parse(["--config", "treadle.toml", "--port", "9003", "--proxy-headers"])
-    assert (args.port, args.proxy_headers) == (9003, True)
+    assert (args.port, args.workers, args.proxy_headers) == (9002, 3, True)
+    args = parse(["--config", "treadle.toml", "--port", "9003", "--no-proxy-headers"])
+    assert (args.port, args.proxy_headers) == (9003, False)
 
 
 def test_pyproject_tool_table_is_read_by_default(clean_env, tmp_path):
@@ -127,7 +127,7 @@ PRODUCTION_FLAGS = [
     (["--ssl-cert-reqs", "1"], "ssl_cert_reqs", ssl.CERT_OPTIONAL),
     (["--ssl-ciphers", "ECDHE+AESGCM"], "ssl_ciphers", "ECDHE+AESGCM"),
     (["--ssl-handshake-timeout", "2.5"], "ssl_handshake_timeout", 2.5),
-    (["--proxy-headers"], "proxy_headers", True),
+    (["--no-proxy-headers"], "proxy_headers", False),
     (["--forwarded-allow-ips", "10.0.0.0/8"], "forwarded_allow_ips", "10.0.0.0/8"),
     (
         ["--cors-allow-origin", "https://a", "--cors-allow-origin", "https://b"],
@@ -156,7 +156,7 @@ def test_flag_reaches_config(argv, attribute, expected):
 
 def test_defaults():
     config = config_from_args(build_parser().parse_args([]))
-    assert (config.workers, config.limit_max_requests, config.reload, config.proxy_headers) == (1, None, False, False)
+    assert (config.workers, config.limit_max_requests, config.reload, config.proxy_headers) == (1, None, False, True)
     assert (config.ssl_certfile, config.ssl_cert_reqs, config.ssl_handshake_timeout) == (None, ssl.CERT_NONE, 10.0)
     assert (config.uds, config.fd, config.reuse_port, config.cors_allow_origins) == (None, None, False, [])
 

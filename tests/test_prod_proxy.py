@@ -114,8 +114,29 @@ def test_server_honours_trusted_peer_and_ignores_others(serve):
     untrusted = serve(info, proxy_headers=True, forwarded_allow_ips="192.0.2.1")
     body = httpx.get(f"http://127.0.0.1:{untrusted.port}/", headers=headers).json()
     assert body["client"][0] == "127.0.0.1" and body["scheme"] == "http"
-    off = serve(info)
+    off = serve(info, proxy_headers=False)
     assert httpx.get(f"http://127.0.0.1:{off.port}/", headers=headers).json()["scheme"] == "http"
+
+
+def test_by_default_a_proxy_on_this_host_is_trusted_and_no_other(serve):
+    """uvicorn's default: proxy headers on, trusting 127.0.0.1 (and Unix-socket peers) only, so
+    behind a local nginx the app sees the same client and scheme whichever server runs it."""
+    headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    assert Config(info).proxy_headers is True
+    local = serve(info)
+    body = httpx.get(f"http://127.0.0.1:{local.port}/", headers=headers).json()
+    assert body["client"] == ["203.0.113.7", 0] and body["scheme"] == "https"
+    trusted = TrustedHosts("127.0.0.1")
+    assert "127.0.0.1" in trusted and None in trusted  # None: a Unix-socket peer
+    assert "10.0.0.1" not in trusted and "::1" not in trusted and "not-an-address" not in trusted
+    assert "10.0.0.1" not in trusted  # the second time from the memo
+
+
+def test_the_trusted_peer_memo_is_bounded():
+    trusted = TrustedHosts("10.0.0.0/8")
+    for number in range(TrustedHosts.MEMO_SIZE * 3):
+        assert f"10.{number // 65536}.{number // 256 % 256}.{number % 256}" in trusted
+        assert len(trusted._memo) <= TrustedHosts.MEMO_SIZE
 
 
 def test_wsgi_app_sees_the_forwarded_client_and_scheme(serve):

@@ -66,6 +66,20 @@ def test_root_path_is_script_name_and_the_rest_path_info(serve):
     assert (env["SCRIPT_NAME"], env["PATH_INFO"], env["QUERY_STRING"]) == ("/base", "/items/7", "x=1")
 
 
+def test_root_path_kept_in_the_request_path_moves_to_script_name(serve):
+    """--root-path-mode kept (gunicorn's SCRIPT_NAME): the proxy forwards /base/items/7 as it
+    is; the prefix moves from PATH_INFO to SCRIPT_NAME, and a path outside it is a 404."""
+    srv = serve(environ_app, interface="wsgi", root_path="/base/", root_path_mode="kept")
+    env = _environ(srv, request("GET", "/base/items/7?x=1"))
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"], env["QUERY_STRING"]) == ("/base", "/items/7", "x=1")
+    env = _environ(srv, request("GET", "/base"))
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/base", "")
+    for outside in ("/items/7", "/basement", "/"):
+        with srv.connect() as c:
+            c.send(request("GET", outside))
+            assert c.read_response().status == 404, outside
+
+
 def test_http10_request(serve):
     srv = serve(environ_app, interface="wsgi")
     env = _environ(srv, request("GET", "/", version="1.0"))
