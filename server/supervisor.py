@@ -307,7 +307,7 @@ class Supervisor:
                 _write(report_fd, b"1")
                 threading.Thread(target=self._outlive, args=(server,), name="treadle-lifeline", daemon=True).start()
 
-            code = server.run(ready=ready)
+            code = server.run(ready=ready, sigint=False)  # SIGINT stays ignored, as set above
         except BaseException:
             traceback.print_exc()
         finally:

@@ -128,6 +128,27 @@ def test_sigterm_lets_requests_in_flight_finish(procs):
         assert f"Worker [{pid}] stopped (exit status 0)" in proc.output()
 
 
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["single", "supervisor"])
+def test_sigint_stops_a_server_started_with_sigint_ignored(procs, workers):
+    # A script's `treadle app:app &` starts it so: sh ignores SIGINT in background commands.
+    command = [sys.executable, "-m", "treadle", "prod_apps:info", "--port", "0", *workers]
+    proc = Proc(["sh", "-c", "trap '' INT; exec \"$@\"", "sh", *command])
+    procs.append(proc)
+    proc.port()
+    if workers:
+        proc.wait_for(READY, after=proc.seen.index(proc.wait_for(READY).string) + 1)  # both of them
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl+C: the whole process group
+    assert proc.finish() == 0
+    output = proc.output()
+    assert "Finished server process." in output
+    if workers:  # the supervisor took it; its workers kept ignoring SIGINT and were sent SIGTERM
+        assert "Received SIGINT; stopping workers gracefully." in output
+        assert output.count("Received SIGTERM; shutting down gracefully.") == 2
+        assert "Received SIGINT; shutting down" not in output
+    else:
+        assert "Received SIGINT; shutting down gracefully." in output
+
+
 def test_limit_max_requests_recycles_the_worker(procs):
     proc, port, pids = start("--workers", "1", "--limit-max-requests", "3")
     procs.append(proc)
