@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -147,6 +148,38 @@ def test_sigint_stops_a_server_started_with_sigint_ignored(procs, workers):
         assert "Received SIGINT; shutting down" not in output
     else:
         assert "Received SIGINT; shutting down gracefully." in output
+
+
+def refused(port: int) -> bool:
+    """Whether a new connection to ``port`` is refused (one that is accepted is closed at once)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_shutdown_refuses_new_connections_while_requests_in_flight_finish(procs, tmp_path):
+    # Nothing may hold the listening socket open through shutdown: a connection queued there
+    # would be reset when the last holder closes it, instead of refused for the client to retry.
+    proc, port, pids = start("--workers", "2")
+    procs.append(proc)
+    release = tmp_path / "release"
+    responses: list[httpx.Response] = []
+    url = f"http://127.0.0.1:{port}/?until={release}"
+    slow = threading.Thread(target=lambda: responses.append(httpx.get(url, timeout=20)))
+    slow.start()
+    try:
+        proc.wait_for(r"entered \d+")
+        proc.signal(signal.SIGTERM)
+        wait_until(lambda: refused(port), timeout=10)
+        assert all(refused(port) for _ in range(3))  # refused from then on, not queued
+        assert slow.is_alive()  # while the slow request is still in flight
+    finally:
+        release.touch()
+        slow.join(20)
+    assert responses and responses[0].status_code == 200
+    assert proc.finish() == 0
 
 
 def test_limit_max_requests_recycles_the_worker(procs):
