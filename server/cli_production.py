@@ -175,7 +175,10 @@ def add_production_arguments(p: argparse.ArgumentParser) -> None:
         help="read options from this TOML file (without it: [tool.treadle] in ./pyproject.toml); flags win",
     )
     files.add_argument(
-        "--env-file", default=None, metavar="FILE", help="load KEY=value lines into the environment first"
+        "--env-file",
+        default=None,
+        metavar="FILE",
+        help="load this .env file into the environment first, with python-dotenv (treadle[dotenv])",
     )
 
 

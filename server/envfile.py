@@ -1,53 +1,41 @@
-"""``--env-file``: load ``KEY=value`` lines (the dotenv format) into ``os.environ``.
+"""``--env-file``: load a dotenv file into ``os.environ`` with python-dotenv (``treadle[dotenv]``).
+
+python-dotenv is what uvicorn hands ``--env-file`` to, so a ``.env`` loads here as it does
+there — multi-line values, ``${VAR}`` expansion, its quoting and escaping rules, a line it
+cannot parse skipped with a warning — rather than in a dialect of our own.
 
 Loaded before the app is imported, so settings modules see the values. Variables already
-set in the environment win, as with python-dotenv's default: the file supplies defaults,
-the deployment overrides them.
+set in the environment win (python-dotenv's ``override=False``): the file supplies
+defaults, the deployment overrides them; ``${VAR}`` expands to the environment's value
+first, then the file's.
 
-Format: blank lines and ``#`` comments are skipped; ``export KEY=value`` is accepted;
-values may be single-quoted (taken literally) or double-quoted (``\\n``, ``\\t``, ``\\"``
-and ``\\\\`` are unescaped); an unquoted value ends at `` #``.
+The file is opened here, not by python-dotenv, which silently loads nothing from a path
+that does not exist: a misspelt ``--env-file`` must be an error, not a server quietly
+running without its settings.
 """
 
 from __future__ import annotations
 
-import os
-import re
-
-_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
-
 
 class EnvFileError(Exception):
-    """The env file could not be read, or has a line that is not ``KEY=value``."""
-
-
-def parse_env_file(path: str) -> dict[str, str]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
-    except OSError as exc:
-        raise EnvFileError(f"Cannot read env file {path}: {exc.strerror or exc}")
-    values: dict[str, str] = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        match = _LINE.match(line)
-        if match is None:
-            raise EnvFileError(f"{path}:{number}: expected KEY=value, got {line.strip()!r}")
-        values[match.group(1)] = _value(match.group(2))
-    return values
-
-
-def _value(raw: str) -> str:
-    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
-        return raw[1:-1]
-    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-        return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), raw[1:-1])
-    return raw.split(" #", 1)[0].rstrip()
+    """The env file could not be read, or python-dotenv is not installed."""
 
 
 def load_env_file(path: str) -> None:
-    """Set each variable of the file that is not already in the environment."""
-    for key, value in parse_env_file(path).items():
-        os.environ.setdefault(key, value)
+    """Set each variable of the dotenv file ``path`` that is not already in the environment.
+
+    Raises ``EnvFileError`` if python-dotenv is missing or the file cannot be read as UTF-8.
+    """
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        raise EnvFileError(
+            f"--env-file {path} needs python-dotenv: pip install 'treadle[dotenv]' (or python-dotenv)"
+        )
+    try:
+        with open(path, encoding="utf-8") as stream:
+            load_dotenv(stream=stream, override=False)
+    except OSError as exc:
+        raise EnvFileError(f"Cannot read env file {path}: {exc.strerror or exc}")
+    except UnicodeDecodeError as exc:
+        raise EnvFileError(f"Cannot read env file {path}: not UTF-8 ({exc.reason} at byte {exc.start})")

@@ -143,19 +143,22 @@ class Server:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def run(self, ready: Callable[[], None] | None = None) -> int:
-        """Serve until SIGINT/SIGTERM; returns the process exit code. Blocks the caller.
+    def run(self, ready: Callable[[], None] | None = None, *, sigint: bool = True) -> int:
+        """Serve until SIGTERM (or SIGINT); returns the process exit code. Blocks the caller.
 
-        ``ready`` is called once listening (a supervised worker reports in with it). A signal
-        the process was started with ignored stays ignored, the Unix convention: a supervisor
-        ignores SIGINT in its workers so a terminal's Ctrl+C reaches it alone.
+        ``ready`` is called once listening (a supervised worker reports in with it).
+        SIGTERM and SIGINT are taken whatever the process inherited: a shell ignores SIGINT
+        in the commands a script starts in the background (``sh -c 'treadle app:app &'``),
+        and ``kill -INT`` must still stop the server, as it stops uvicorn. ``sigint=False``
+        leaves SIGINT as it is: a supervised worker, whose supervisor ignores SIGINT in it
+        so that a terminal's Ctrl+C, which reaches the whole process group, is acted on by
+        the supervisor alone.
         """
         configure_logging(self.config.log_level, self.config.log_config, self.config.access_log)
         handlers: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                if signal.getsignal(sig) is not signal.SIG_IGN:
-                    handlers[sig] = signal.signal(sig, self._handle_signal)
+            for sig in (signal.SIGINT, signal.SIGTERM) if sigint else (signal.SIGTERM,):
+                handlers[sig] = signal.signal(sig, self._handle_signal)
         try:
             try:
                 self.start()

@@ -3,14 +3,16 @@
 Used for ``--workers N``, ``--limit-max-requests`` and ``--reload``. Each worker is a
 fork of the supervisor running an ordinary ``Server`` on the inherited socket; the kernel
 spreads new connections over the workers that are accepting. Because the supervisor holds
-the socket open for its whole life, a connection that arrives while workers come and go
-waits in the listen backlog instead of being refused.
+the socket open until it is told to stop, a connection that arrives while workers come and
+go waits in the listen backlog instead of being refused.
 
 Signals (to the supervisor):
 
-- SIGTERM / SIGINT: graceful shutdown. Workers get SIGTERM (their own graceful shutdown),
-  and are killed if still running ``--timeout-graceful-shutdown`` (plus a margin) later.
-  A second signal kills them at once.
+- SIGTERM / SIGINT: graceful shutdown. The supervisor closes its listening sockets, and
+  workers get SIGTERM (their own graceful shutdown, which closes theirs first), so new
+  clients are refused at once while requests in flight finish. Workers still running
+  ``--timeout-graceful-shutdown`` (plus a margin) later are killed. A second signal kills
+  them at once.
 - SIGHUP: graceful reload. A new generation of workers is started (re-importing the app);
   only once every one of them reports ready are the old ones told to stop, so there is no
   moment without a worker accepting. If a new worker fails to start, the old ones stay.
@@ -180,6 +182,11 @@ class Supervisor:
                 _kill(worker.pid, signal.SIGKILL)
             return
         self.stopping = True
+        # Stop listening first (the workers close their copies as they begin to stop): a
+        # new client is refused at once, rather than queued in the backlog to be reset when
+        # the last worker exits. A reload, unlike this, keeps the socket.
+        for sock in self.sockets:
+            sock.close()
         error_logger.info("%s; stopping workers gracefully.", why)
         for worker in self.workers.values():
             self._tell_to_stop(worker)
@@ -307,7 +314,7 @@ class Supervisor:
                 _write(report_fd, b"1")
                 threading.Thread(target=self._outlive, args=(server,), name="treadle-lifeline", daemon=True).start()
 
-            code = server.run(ready=ready)
+            code = server.run(ready=ready, sigint=False)  # SIGINT stays ignored, as set above
         except BaseException:
             traceback.print_exc()
         finally:

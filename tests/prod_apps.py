@@ -3,7 +3,8 @@ subprocesses or passed directly to in-process servers.
 
 ``info`` answers with JSON describing the request as the app saw it, and which process
 served it; ``?sleep=S`` makes it wait first, and prints ``entered <pid>`` when it starts;
-``?block=S`` blocks the event loop for S seconds.
+``?until=PATH`` does the same but waits until the file PATH exists (a request the test holds
+in flight as long as it needs); ``?block=S`` blocks the event loop for S seconds.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ async def info(scope, receive, send):
     if "sleep" in query:
         print("entered", os.getpid(), flush=True)
         await asyncio.sleep(float(query["sleep"][0]))
+    if "until" in query:
+        print("entered", os.getpid(), flush=True)
+        while not os.path.exists(query["until"][0]):
+            await asyncio.sleep(0.01)
     if "block" in query:  # a misbehaving app that blocks the event loop
         print("blocking", os.getpid(), flush=True)
         time.sleep(float(query["block"][0]))

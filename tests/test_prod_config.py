@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import os
 import ssl
+import sys
 
 import pytest
 from prod_support import Proc, get_json
 
 from treadle.server.cli import build_parser, config_from_args
 from treadle.server.config_file import ConfigFileError, apply_file_and_env
-from treadle.server.envfile import EnvFileError, parse_env_file
+from treadle.server.envfile import EnvFileError, load_env_file
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -88,22 +89,68 @@ def test_bad_env_value_names_the_variable(clean_env):
         parse([])
 
 
-def test_env_file_format(tmp_path):
+@pytest.fixture
+def environ(monkeypatch):
+    """``os.environ`` as a copy, for the env file to write to and the test to throw away."""
+    copy = dict(os.environ)
+    monkeypatch.setattr(os, "environ", copy)
+    return copy
+
+
+def test_env_file_is_read_as_python_dotenv_reads_it(environ, tmp_path, caplog):
     (tmp_path / ".env").write_text(
-        "# comment\n\nexport A=1\nB = 'single # kept'\nC=\"line\\nbreak\"\nD=plain # comment\nE=\n"
+        "# comment\n"
+        "export PLAIN=plain value # comment\n"
+        "SINGLE='taken\\tas # written'\n"
+        'DOUBLE="tab\\tand \\"quotes\\""\n'
+        'MULTI="first line\nsecond line"\n'
+        "BASE=/srv/app\n"
+        "DATA=${BASE}/data\n"
+        "GREETING=hello ${WHO}\n"
+        "FALLBACK=${MISSING:-default}\n"
+        "just words\n"
+        "LAST=1\n"
     )
-    assert parse_env_file(str(tmp_path / ".env")) == {
-        "A": "1",
-        "B": "single # kept",
-        "C": "line\nbreak",
-        "D": "plain",
-        "E": "",
+    environ.update(WHO="from-environment", BASE="/opt/app")
+    environ.pop("MISSING", None)
+    load_env_file(str(tmp_path / ".env"))
+    assert {key: environ[key] for key in ("PLAIN", "SINGLE", "DOUBLE", "MULTI", "LAST")} == {
+        "PLAIN": "plain value",
+        "SINGLE": "taken\\tas # written",
+        "DOUBLE": 'tab\tand "quotes"',
+        "MULTI": "first line\nsecond line",
+        "LAST": "1",
     }
-    (tmp_path / "bad.env").write_text("just words\n")
-    with pytest.raises(EnvFileError, match="bad.env:1: expected KEY=value"):
-        parse_env_file(str(tmp_path / "bad.env"))
-    with pytest.raises(EnvFileError, match="Cannot read env file"):
-        parse_env_file(str(tmp_path / "missing.env"))
+    # The environment wins, in expansions too: ${BASE} is the deployment's, not the file's.
+    assert (environ["BASE"], environ["DATA"]) == ("/opt/app", "/opt/app/data")
+    assert (environ["GREETING"], environ["FALLBACK"]) == ("hello from-environment", "default")
+    assert "could not parse statement starting at line 11" in caplog.text  # skipped, as by uvicorn
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda path: None, "No such file or directory"),
+        (lambda path: path.mkdir(), "Is a directory"),
+        (lambda path: path.write_bytes(b"NAME=Jos\xe9\n"), "not UTF-8"),
+    ],
+    ids=["missing", "directory", "latin-1"],
+)
+def test_env_file_that_cannot_be_read_is_an_error(environ, tmp_path, make, message):
+    # python-dotenv itself would load nothing from a missing path or a directory, silently.
+    path = tmp_path / "app.env"
+    make(path)
+    with pytest.raises(EnvFileError, match=f"Cannot read env file .*app.env: {message}"):
+        load_env_file(str(path))
+
+
+def test_env_file_without_python_dotenv_says_what_to_install(environ, tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("TREADLE_TEST_VALUE=1\n")
+    environ.pop("TREADLE_TEST_VALUE", None)
+    monkeypatch.setitem(sys.modules, "dotenv", None)  # import dotenv now raises ImportError
+    with pytest.raises(EnvFileError, match=r"needs python-dotenv: pip install 'treadle\[dotenv\]'"):
+        load_env_file(str(tmp_path / ".env"))
+    assert "TREADLE_TEST_VALUE" not in environ
 
 
 def test_env_file_sets_treadle_options_and_the_existing_environment_wins(clean_env, tmp_path):
@@ -189,6 +236,8 @@ def test_cli_with_config_file_env_and_env_file(tmp_path):
         ({}, ["--config", "missing.toml"], "Cannot read config file missing.toml"),
         ({"pyproject.toml": "[tool.treadle]\nport = 'x'\n"}, [], "invalid value 'x' for 'port'"),
         ({}, ["--env-file", "missing.env"], "Cannot read env file missing.env"),
+        # A dotenv.py in the working directory (first on sys.path) blocks python-dotenv's import.
+        ({"dotenv.py": "raise ImportError", "app.env": ""}, ["--env-file", "app.env"], "needs python-dotenv"),
         ({}, ["--cors-allow-origin", "*", "--cors-allow-credentials"], "credentials cannot be allowed"),
         ({}, ["--reload", "--workers", "2"], "use either reload or workers"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -127,6 +128,59 @@ def test_sigterm_lets_requests_in_flight_finish(procs):
     assert proc.finish() == 0
     for pid in pids:
         assert f"Worker [{pid}] stopped (exit status 0)" in proc.output()
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["single", "supervisor"])
+def test_sigint_stops_a_server_started_with_sigint_ignored(procs, workers):
+    # A script's `treadle app:app &` starts it so: sh ignores SIGINT in background commands.
+    command = [sys.executable, "-m", "treadle", "prod_apps:info", "--port", "0", *workers]
+    proc = Proc(["sh", "-c", "trap '' INT; exec \"$@\"", "sh", *command])
+    procs.append(proc)
+    proc.port()
+    if workers:
+        proc.wait_for(READY, after=proc.seen.index(proc.wait_for(READY).string) + 1)  # both of them
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl+C: the whole process group
+    assert proc.finish() == 0
+    output = proc.output()
+    assert "Finished server process." in output
+    if workers:  # the supervisor took it; its workers kept ignoring SIGINT and were sent SIGTERM
+        assert "Received SIGINT; stopping workers gracefully." in output
+        assert output.count("Received SIGTERM; shutting down gracefully.") == 2
+        assert "Received SIGINT; shutting down" not in output
+    else:
+        assert "Received SIGINT; shutting down gracefully." in output
+
+
+def refused(port: int) -> bool:
+    """Whether a new connection to ``port`` is refused (one that is accepted is closed at once)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_shutdown_refuses_new_connections_while_requests_in_flight_finish(procs, tmp_path):
+    # Nothing may hold the listening socket open through shutdown: a connection queued there
+    # would be reset when the last holder closes it, instead of refused for the client to retry.
+    proc, port, pids = start("--workers", "2")
+    procs.append(proc)
+    release = tmp_path / "release"
+    responses: list[httpx.Response] = []
+    url = f"http://127.0.0.1:{port}/?until={release}"
+    slow = threading.Thread(target=lambda: responses.append(httpx.get(url, timeout=20)))
+    slow.start()
+    try:
+        proc.wait_for(r"entered \d+")
+        proc.signal(signal.SIGTERM)
+        wait_until(lambda: refused(port), timeout=10)
+        assert all(refused(port) for _ in range(3))  # refused from then on, not queued
+        assert slow.is_alive()  # while the slow request is still in flight
+    finally:
+        release.touch()
+        slow.join(20)
+    assert responses and responses[0].status_code == 200
+    assert proc.finish() == 0
 
 
 def test_limit_max_requests_recycles_the_worker(procs):
