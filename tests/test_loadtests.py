@@ -71,9 +71,11 @@ def test_failing_requests_fail_the_command(tmp_path):
 
 
 def test_a_p95_over_budget_fails_the_command(tmp_path):
-    result = loadtest(tmp_path, "plaintext", "--p95-budget-ms", "0")
+    # Every request of the mixed scenario waits 20 ms in the app, so a 10 ms budget cannot be
+    # met. (A 0 ms budget on plaintext could: Locust rounds fast responses to 0 ms.)
+    result = loadtest(tmp_path, "mixed", "--p95-budget-ms", "10")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "FAIL: p95 latency" in result.stdout and "over the budget of 0 ms" in result.stdout, result.stdout
+    assert "FAIL: p95 latency" in result.stdout and "over the budget of 10 ms" in result.stdout, result.stdout
     assert_nothing_left(tmp_path)
 
 
