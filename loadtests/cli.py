@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from loadtests.runner import EXIT_SKIPPED, SERVER_STATS, Options, parse_duration, run
 from loadtests.scenarios import SCENARIOS
-from treadle.server.observe import summary_line
+from treadle.server.observe.observer import summary_line
 
 
 def build_parser() -> argparse.ArgumentParser:

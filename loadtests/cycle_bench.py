@@ -19,11 +19,11 @@ from typing import Any
 
 from loadtests import apps
 from treadle.reactor import Reactor
-from treadle.server.apps import AppSet
+from treadle.server.apps.appset import AppSet
+from treadle.server.apps.middleware import wrap_runner
 from treadle.server.config import Config
-from treadle.server.http11 import H11Protocol
-from treadle.server.http_fast import FastProtocol
-from treadle.server.middleware import wrap_runner
+from treadle.server.http1.connection import H11Protocol
+from treadle.server.http1.fast import FastProtocol
 from treadle.server.state import ServerState
 
 WRK = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"

@@ -13,7 +13,7 @@ import timeit
 
 import h11
 
-from treadle.server import fastparse
+from treadle.server.http1 import fastparse
 
 GET = (
     b"GET /plaintext?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\n"

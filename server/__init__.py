@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from treadle.server.asgi_http import ClientDisconnected
+from treadle.server.asgi.http import ClientDisconnected
 from treadle.server.config import Config
 from treadle.server.main import Server, StartupError
-from treadle.server.supervisor import serve
+from treadle.server.process.supervisor import serve
 
 __all__ = ["ClientDisconnected", "Config", "Server", "StartupError", "run"]
 

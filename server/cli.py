@@ -9,17 +9,17 @@ import argparse
 import sys
 from typing import NoReturn, Sequence
 
-from treadle.server.cli_production import add_production_arguments, production_options
+from treadle.server.apps.interface import INTERFACES
+from treadle.server.apps.mount import normalize_prefix
+from treadle.server.config.envfile import EnvFileError
+from treadle.server.config.files import ConfigFileError, apply_file_and_env
 from treadle.server.config import HTTP_ENGINES, LIFESPAN_MODES, LOG_LEVELS, Config
-from treadle.server.config_file import ConfigFileError, apply_file_and_env
-from treadle.server.envfile import EnvFileError
-from treadle.server.interface import INTERFACES
-from treadle.server.mount import normalize_prefix
-from treadle.server.supervisor import serve
+from treadle.server.config.production_flags import add_production_arguments, production_options
+from treadle.server.http1.ws_select import WS_MODES
+from treadle.server.process.supervisor import serve
 from treadle.server.target import ROOT_PATH_MODES
-from treadle.server.ws_select import WS_MODES
 
-DEMO_APP = "treadle.server.demo:app"
+DEMO_APP = "treadle.server.apps.demo:app"
 
 
 def _header(value: str) -> tuple[str, str]:

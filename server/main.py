@@ -21,18 +21,18 @@ import threading
 from typing import Any, Callable
 
 from treadle.server._loop import create_loop
-from treadle.server.apps import AppSet
+from treadle.server.apps.appset import AppSet
+from treadle.server.apps.importer import ImportFromStringError
+from treadle.server.apps.interface import InterfaceError
+from treadle.server.apps.middleware import wrap_runner
+from treadle.server.asgi.lifespan import Lifespan
+from treadle.server.config.envfile import EnvFileError
 from treadle.server.config import Config
-from treadle.server.envfile import EnvFileError
-from treadle.server.http11 import H11Protocol
-from treadle.server.http_fast import FastProtocol
-from treadle.server.importer import ImportFromStringError
-from treadle.server.interface import InterfaceError
-from treadle.server.lifespan import Lifespan
-from treadle.server.logging import configure_logging, error_logger
-from treadle.server.middleware import wrap_runner
-from treadle.server.observe import Observer
-from treadle.server.sockets import bind_sockets, describe, remove_unix_socket
+from treadle.server.http1.connection import H11Protocol
+from treadle.server.http1.fast import FastProtocol
+from treadle.server.observe.logging import configure_logging, error_logger
+from treadle.server.observe.observer import Observer
+from treadle.server.process.sockets import bind_sockets, describe, remove_unix_socket
 from treadle.server.state import ServerState
 from treadle.server.tls import TLSConfigError, tls_protocol_factory
 

@@ -14,8 +14,8 @@ from email.utils import formatdate
 from typing import Any
 
 from treadle.server.config import Config
-from treadle.server.stats import ServerStats
-from treadle.server.ws_select import websocket_upgrader
+from treadle.server.http1.ws_select import websocket_upgrader
+from treadle.server.observe.stats import ServerStats
 
 
 class ServerState:

@@ -20,7 +20,7 @@ import ssl
 from asyncio import sslproto
 from typing import Any, Callable
 
-from treadle.server.logging import error_logger
+from treadle.server.observe.logging import error_logger
 
 CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 import h11
 
-from treadle.server import fastparse
+from treadle.server.http1 import fastparse
 
 LIMIT = 16 * 1024
 

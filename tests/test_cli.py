@@ -130,7 +130,7 @@ def test_parser_maps_every_flag():
 
 def test_parser_defaults():
     config = config_from_args(build_parser().parse_args([]))
-    assert config.app == "treadle.server.demo:app"
+    assert config.app == "treadle.server.apps.demo:app"
     assert (config.host, config.port) == ("127.0.0.1", 8000)
     assert config.timeout_keep_alive == 5.0
     assert config.timeout_request_header == 10.0

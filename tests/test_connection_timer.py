@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from treadle import reactor
-from treadle.server.connection_control import NO_TIMER, ConnectionControl
+from treadle.server.http1.timers import NO_TIMER, ConnectionControl
 
 FIRST, SECOND = 1, 2
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import h11
 import pytest
 
-from treadle.server.fastparse import (
+from treadle.server.http1.fastparse import (
     DONE,
     ERROR,
     NEED_DATA,

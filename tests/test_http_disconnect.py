@@ -10,7 +10,7 @@ import time
 
 from conftest import request, text_app, wait_until
 
-from treadle.server.asgi_http import ClientDisconnected
+from treadle.server.asgi.http import ClientDisconnected
 
 
 def _still_serving(srv):

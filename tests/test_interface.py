@@ -9,8 +9,8 @@ from conftest import request, text_app
 from wsgi_apps import hello
 
 from treadle.server import Config, Server, StartupError
+from treadle.server.apps.interface import InterfaceError, detect_interface
 from treadle.server.cli import build_parser, config_from_args
-from treadle.server.interface import InterfaceError, detect_interface
 
 
 async def asgi3(scope, receive, send):
@@ -112,7 +112,7 @@ def test_cli_flags():
     config = config_from_args(args)
     assert (config.interface, config.threads, config.wsgi_queue_size) == ("wsgi", 3, 7)
     assert config.mounts == [("/api", "a:b")]
-    assert config_from_args(build_parser().parse_args([])).app == "treadle.server.demo:app"
+    assert config_from_args(build_parser().parse_args([])).app == "treadle.server.apps.demo:app"
     assert config_from_args(build_parser().parse_args(["--mount", "/a=x:y"])).app is None
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--mount", "no-equals-sign"])

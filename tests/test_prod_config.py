@@ -12,8 +12,8 @@ import pytest
 from prod_support import Proc, get_json
 
 from treadle.server.cli import build_parser, config_from_args
-from treadle.server.config_file import ConfigFileError, apply_file_and_env
-from treadle.server.envfile import EnvFileError, load_env_file
+from treadle.server.config.envfile import EnvFileError, load_env_file
+from treadle.server.config.files import ConfigFileError, apply_file_and_env
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

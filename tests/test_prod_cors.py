@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from treadle.server import Config
-from treadle.server.cors import CORSMiddleware
-from treadle.server.cors_policy import CORSPolicy
+from treadle.server.apps.cors import CORSMiddleware
+from treadle.server.apps.cors_policy import CORSPolicy
 
 
 async def plain_app(scope, receive, send):

@@ -10,7 +10,7 @@ import pytest
 from prod_apps import info
 
 from treadle.server import Config
-from treadle.server.proxy_headers import ProxyHeadersMiddleware, TrustedHosts
+from treadle.server.apps.proxy_headers import ProxyHeadersMiddleware, TrustedHosts
 
 
 def run_scope(scope: dict, trusted: str) -> dict:

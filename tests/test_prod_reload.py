@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prod_support import Proc
 
-from treadle.server.reload import FileFilter, PollingWatcher
+from treadle.server.process.reload import FileFilter, PollingWatcher
 
 APP = """
 import os

@@ -14,7 +14,7 @@ from prod_apps import info
 from prod_support import Proc, get_json
 
 from treadle.server import Config
-from treadle.server.sockets import bind_sockets
+from treadle.server.process.sockets import bind_sockets
 
 
 def unix_get(path: str) -> bytes:

@@ -17,9 +17,9 @@ from conftest import request, text_app, wait_until
 
 from treadle.server.cli import build_parser, config_from_args
 from treadle.server.config import Config
-from treadle.server.histogram import LatencyHistogram
-from treadle.server.observe import summary_line
-from treadle.server.stats import ServerStats
+from treadle.server.observe.histogram import LatencyHistogram
+from treadle.server.observe.observer import summary_line
+from treadle.server.observe.stats import ServerStats
 
 # One sample line of the text exposition format: name, optional {labels}, value.
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_]+="[^"]*"(,[a-zA-Z_]+="[^"]*")*\})? (\S+)$')

@@ -8,8 +8,8 @@ import pytest
 
 from treadle.server import Config
 from treadle.server.cli import build_parser, config_from_args
-from treadle.server.ws_protocol import upgrade
-from treadle.server.ws_select import websocket_upgrader
+from treadle.server.http1.websocket import upgrade
+from treadle.server.http1.ws_select import websocket_upgrader
 
 
 def test_defaults_match_uvicorn():

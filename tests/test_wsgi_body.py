@@ -11,7 +11,7 @@ from wsgiref.validate import validator
 from conftest import request, wait_until
 
 from treadle.reactor.transports import MAX_RECV
-from treadle.server.http11 import MAX_BUFFERED_BODY
+from treadle.server.http1.connection import MAX_BUFFERED_BODY
 
 
 def _reader_app(environ, start_response):

@@ -12,7 +12,7 @@ import pytest
 from conftest import request, wait_until
 from wsgi_apps import Tracked, hello
 
-from treadle.server import wsgi
+from treadle.server.wsgi import cycle as wsgi
 
 
 def _get(srv, target: str = "/", method: str = "GET"):

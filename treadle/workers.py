@@ -1,5 +1,5 @@
 """The gunicorn worker class, at a path that stays put: ``gunicorn -k treadle.workers.TreadleWorker``."""
 
-from treadle.server.workers import TreadleWorker
+from treadle.server.process.gunicorn import TreadleWorker
 
 __all__ = ["TreadleWorker"]

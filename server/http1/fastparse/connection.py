@@ -1,0 +1,278 @@
+"""The server side of one HTTP/1.1 connection, sans I/O: bytes in, events out; responses in, bytes out.
+
+The life cycle mirrors h11's server role. The client's side::
+
+    IDLE --Request--> BODY --EndOfMessage--> DONE --start_next_cycle()--> IDLE
+      \\--(EOF between requests)--> CLOSED          any protocol error --> ERROR
+
+and ours::
+
+    IDLE --send_response(>=200)--> BODY --send_end()--> DONE --start_next_cycle()--> IDLE
+
+While the client's side is DONE, ``next_event()`` returns ``PAUSED`` and leaves pipelined
+bytes unparsed in the buffer (h11's flow control): the next request is not even looked at
+until the current exchange is over, so a server never holds two requests of one connection.
+
+Discussion — the buffer: received bytes are kept as one ``bytes`` plus a read position, so a
+request that arrives in one ``recv`` (the common case) is parsed in place and a body that
+is the whole buffer is handed out without a copy. Slicing happens once per event; the
+buffer is compacted only when more bytes are appended, so consuming n pipelined requests
+from one buffer is O(bytes), not O(n * bytes).
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+from treadle.server.http1.fastparse import grammar
+from treadle.server.http1.fastparse.events import (
+    CONNECTION_CLOSED,
+    END_OF_MESSAGE,
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    LocalProtocolError,
+    RemoteProtocolError,
+    Request,
+    _Sentinel,
+)
+from treadle.server.http1.fastparse.head import crlf_terminated, parse_fields, parse_request_head
+from treadle.server.http1.fastparse.writer import ResponseWriter
+
+Event = Union[Request, Data, EndOfMessage, ConnectionClosed, _Sentinel]
+
+# States of either side (ints: compared on every call).
+IDLE, BODY, DONE, CLOSED, ERROR = range(5)
+# How the request body is being read.
+_LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS = range(5)
+
+# 16 KiB: h11's default max_incomplete_event_size, and what most servers accept for a head.
+DEFAULT_MAX_HEAD_SIZE = 16 * 1024
+
+
+class ServerConnection(ResponseWriter):
+    """One connection's HTTP/1.1 state machine, server role.
+
+    ``max_head_size`` bounds every piece we must buffer before it yields an event: the
+    request head (431 beyond it, or 414 if the request line alone does not fit), a chunk
+    size line, the trailer section. Unlike h11, a head that arrives whole is held to the
+    limit too, so the limit does not depend on how the client's bytes were split.
+    """
+
+    def __init__(self, max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> None:
+        super().__init__()
+        self.max_head_size = max_head_size
+        self.their_state = IDLE
+        self._buf = b""  # unconsumed input is self._buf[self._pos:]
+        self._pos = 0
+        self._search = 0  # where the search for the end of a head/trailer section resumes
+        self._eof = False
+        self._mode = _LENGTH
+        self._left = 0  # body bytes still expected (Content-Length) or left in this chunk
+
+    # -- input ----------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes from the client; ``b""`` means it closed its sending side."""
+        if not data:
+            self._eof = True
+            return
+        if self._eof:
+            raise RuntimeError("received data after the end of the stream")
+        pos = self._pos
+        if pos:
+            self._buf = self._buf[pos:] + data
+            self._search = max(0, self._search - pos)
+            self._pos = 0
+        elif self._buf:
+            self._buf += data
+        else:
+            self._buf = data
+
+    @property
+    def trailing_data(self) -> tuple[bytes, bool]:
+        """Bytes received but not yet parsed, and whether the client has closed (as h11)."""
+        return self._buf[self._pos :], self._eof
+
+    def next_event(self) -> Event:
+        """The next event, ``NEED_DATA`` or ``PAUSED``; raises ``RemoteProtocolError``."""
+        state = self.their_state
+        try:
+            if state == BODY:
+                if self._mode == _LENGTH:
+                    return self._read_length_body()
+                return self._read_chunked_body()
+            if state == IDLE:
+                return self._read_head()
+            if state == DONE:
+                return PAUSED
+            if state == CLOSED:
+                return CONNECTION_CLOSED
+        except RemoteProtocolError:
+            self.their_state = ERROR
+            raise
+        raise RemoteProtocolError("cannot receive after a protocol error")
+
+    def start_next_cycle(self) -> None:
+        """Both sides are done and the connection is kept alive: expect the next request."""
+        if self.their_state != DONE or self.our_state != DONE:
+            raise LocalProtocolError("start_next_cycle() before both request and response are complete")
+        if not self.keep_alive:
+            raise LocalProtocolError("start_next_cycle() on a connection that must close")
+        self.next_request()
+
+    def next_request(self) -> None:
+        """``start_next_cycle`` for a server that renders responses itself, and so never
+        tells this object it sent one: the request is complete, expect the next."""
+        if self.their_state != DONE:
+            raise LocalProtocolError("next_request() before the request is complete")
+        self.their_state = IDLE
+        self.our_state = IDLE
+        self._search = self._pos
+
+    # -- the head -------------------------------------------------------------------------
+
+    def _read_head(self) -> Event:
+        buf, pos = self._buf, self._pos
+        if len(buf) == pos:
+            if self._eof:
+                self.their_state = CLOSED
+                return CONNECTION_CLOSED
+            return NEED_DATA
+        # RFC 9112 2.2: a server SHOULD ignore at least one empty line before the request
+        # line. h11 rejects it, as it rejects anything starting below "!" (a TLS handshake on
+        # the plain port starts with 0x16): we match h11, so a stray CRLF is a 400.
+        if buf[pos] < 0x21:
+            raise RemoteProtocolError(f"request does not start with a method: {buf[pos : pos + 16]!r}")
+        match = grammar.end_of_head(buf, self._search)
+        if match is None:
+            size = len(buf) - pos
+            if size > self.max_head_size:
+                raise self._head_too_large(buf, pos)
+            if self._eof:
+                raise RemoteProtocolError("client closed the connection in the middle of a request head")
+            self._search = len(buf) - 2 if len(buf) - 2 > pos else pos
+            return NEED_DATA
+        end = match.end()
+        if end - pos > self.max_head_size:
+            raise self._head_too_large(buf, pos)
+        request = parse_request_head(buf[pos : match.start() + 1])
+        self._pos = self._search = end
+        self.their_state = BODY
+        if request.chunked:
+            self._mode = _CHUNK_SIZE
+        else:
+            self._mode = _LENGTH
+            self._left = request.content_length or 0
+        self._on_request(request)
+        return request
+
+    def _head_too_large(self, buf: bytes, pos: int) -> RemoteProtocolError:
+        limit = self.max_head_size
+        if buf.find(b"\n", pos, pos + limit) < 0:
+            # RFC 9112 3: a request-target longer than we wish to parse MUST get 414.
+            return RemoteProtocolError(f"request line longer than {limit} bytes", 414)
+        return RemoteProtocolError(f"request head longer than {limit} bytes", 431)
+
+    # -- the body -------------------------------------------------------------------------
+
+    def _take(self, left: int) -> bytes:
+        """Up to ``left`` buffered bytes (the caller knows at least one is there)."""
+        buf, pos = self._buf, self._pos
+        end = pos + left
+        if end >= len(buf):
+            data = buf[pos:] if pos else buf
+            self._buf = b""
+            self._pos = self._search = 0
+        else:
+            data = buf[pos:end]
+            self._pos = end
+        self.they_are_waiting_for_100_continue = False
+        return data
+
+    def _read_length_body(self) -> Event:
+        left = self._left
+        if not left:
+            self._message_done()
+            return END_OF_MESSAGE
+        if len(self._buf) == self._pos:
+            if self._eof:
+                raise RemoteProtocolError(f"client closed the connection with {left} bytes of body still expected")
+            return NEED_DATA
+        data = self._take(left)
+        self._left = left - len(data)
+        return Data(data)
+
+    def _read_chunked_body(self) -> Event:
+        # RFC 9112 7.1:
+        #   chunked-body = *chunk last-chunk trailer-section CRLF
+        #   chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+        #   last-chunk   = 1*("0") [ chunk-ext ] CRLF
+        while True:
+            mode = self._mode
+            buf, pos = self._buf, self._pos
+            if mode == _CHUNK_DATA:
+                if len(buf) == pos:
+                    break
+                data = self._take(self._left)
+                self._left -= len(data)
+                if not self._left:
+                    self._mode = _CHUNK_CRLF
+                return Data(data)
+            if mode == _CHUNK_SIZE:
+                i = buf.find(b"\r\n", pos)
+                if i < 0:
+                    if len(buf) - pos > self.max_head_size:
+                        raise RemoteProtocolError(f"chunk size line longer than {self.max_head_size} bytes", 431)
+                    break
+                match = grammar.chunk_size_line(buf, pos, i)
+                if match is None:
+                    raise RemoteProtocolError(f"invalid chunk size line {buf[pos:i]!r}")
+                self._pos = self._search = i + 2
+                size = int(match.group(1), 16)
+                if size:
+                    self._mode = _CHUNK_DATA
+                    self._left = size
+                else:
+                    self._mode = _TRAILERS
+            elif mode == _CHUNK_CRLF:
+                ending = buf[pos : pos + 2]
+                if ending != b"\r\n":
+                    if ending == b"\r" or not ending:
+                        break
+                    raise RemoteProtocolError(f"chunk data not followed by CRLF: {ending!r}")
+                self._pos = pos + 2
+                self._mode = _CHUNK_SIZE
+            else:
+                return self._read_trailers(buf, pos)
+        if self._eof:
+            raise RemoteProtocolError("client closed the connection in the middle of a chunked body")
+        return NEED_DATA
+
+    def _read_trailers(self, buf: bytes, pos: int) -> Event:
+        # RFC 9112 7.1.2: trailer-section = *( field-line CRLF ), then the final CRLF.
+        # Bare LF is taken as a line end here as in the head (h11 does the same).
+        for blank in (b"\r\n", b"\n"):
+            if buf.startswith(blank, pos):
+                self._pos = self._search = pos + len(blank)
+                self._message_done()
+                return END_OF_MESSAGE
+        match = grammar.end_of_head(buf, max(self._search, pos))
+        if match is None:
+            if len(buf) - pos > self.max_head_size:
+                raise RemoteProtocolError(f"trailer section longer than {self.max_head_size} bytes", 431)
+            self._search = max(pos, len(buf) - 2)
+            if self._eof:
+                raise RemoteProtocolError("client closed the connection in the middle of the trailers")
+            return NEED_DATA
+        block = crlf_terminated(buf[pos : match.start() + 1])
+        trailers = [(name.lower(), value) for name, value in parse_fields(block)]
+        self._pos = self._search = match.end()
+        self._message_done()
+        return EndOfMessage(trailers)
+
+    def _message_done(self) -> None:
+        self.their_state = DONE
+        self.they_are_waiting_for_100_continue = False  # the whole body is here; nobody waits

@@ -1,0 +1,450 @@
+"""One WebSocket connection: the handshake and frames (wsproto), keepalive and flow control.
+
+It starts life as an HTTP/1.1 connection whose request asked to upgrade: ``upgrade()``
+takes the transport over (``transport.set_protocol``) together with the parsed request and
+whatever bytes followed it, and runs the app's ``WebSocketCycle``. Everything the peer
+sees — the 101, a denial or error response, frames, pings, close frames — is rendered by
+wsproto, so the handshake rules and the frame grammar are its, not ours.
+
+Flow control: ``send()`` waits while the transport's buffer is above its high-water mark
+(64 KiB, low 16 KiB, set by the HTTP connection). Reading pauses while the app leaves more
+than 16 messages or 1 MiB unreceived, and while frames sent before the handshake pile up.
+
+Timers (one per connection, as only one applies at a time): the next keepalive ping; the
+pong deadline after it; the closing-handshake deadline after we sent a close frame.
+Keepalive is suspended while reading is paused for the app — a pong could not be read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from http import HTTPStatus
+from typing import Any, Awaitable, Iterable
+
+import h11
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.extensions import PerMessageDeflate
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from treadle.server.asgi.websocket import WS_ASGI_VERSION, WebSocketCycle
+from treadle.server.config import Config
+from treadle.server.http1.timers import NO_TIMER, ConnectionControl
+from treadle.server.observe.logging import access_logger, error_logger, format_client
+from treadle.server.state import ServerState
+from treadle.server.target import split_target
+from treadle.server.waiters import wake
+
+MAX_QUEUED_MESSAGES = 16  # unreceived by the app before we stop reading (websockets' max_queue)
+MAX_QUEUED_BYTES = 1024 * 1024
+INFLATE_SLICE = 4 * 1024  # compressed bytes handed to wsproto at once (see data_received)
+MAX_EARLY_BYTES = 64 * 1024  # frames a client sends before our 101 are held until the app accepts
+CLOSE_TIMEOUT = 5.0  # for the peer to answer our close frame before we drop the connection
+
+# RFC 6455 7.4.1 close codes the server itself decides on.
+CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_SERVICE_RESTART = 1012
+CLOSE_ABNORMAL = 1006  # reported to the app, never sent: the connection dropped without a close frame
+
+_PING_DUE, _PONG_DUE, _CLOSE_DUE = 1, 2, 3  # NO_TIMER is 0
+_OPEN = ConnectionState.OPEN
+
+
+def upgrade(http: Any, request: h11.Request, headers: list[tuple[bytes, bytes]]) -> None:
+    """Take an HTTP/1.1 connection (an ``H11Protocol``) over for the WebSocket it asked for."""
+    transport = http.transport
+    protocol = WSProtocol(http.config, http.state, http.app, http.loop, transport, http.client, http.server)
+    transport.set_protocol(protocol)
+    protocol.start(request, headers, http.conn.trailing_data[0], "wss" if http.tls else "ws")
+
+
+class WSProtocol(ConnectionControl, asyncio.Protocol):
+    def __init__(
+        self,
+        config: Config,
+        state: ServerState,
+        app: Any,
+        loop: asyncio.AbstractEventLoop,
+        transport: Any,
+        client: tuple[str, int] | None,
+        server: tuple[str, int] | None,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.app = app  # the server's runner, itself an ASGI app for websocket scopes (server/mount.py)
+        self.loop = loop
+        self.transport = transport
+        self.client = client
+        self.server = server
+        self.conn = WSConnection(ConnectionType.SERVER)
+        self.cycle: WebSocketCycle | None = None
+        self._target = ""  # for the access log
+        self._accepted = False
+        self._closed = False
+        self._early = b""  # bytes received before the app accepted
+        self._parts: list[Any] = []  # fragments of the message being received
+        self._message_size = 0
+        self._read_paused = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_kind = NO_TIMER
+        self._ping_payload = b""
+
+    # -- the hand-over -------------------------------------------------------------------------
+
+    def start(self, request: h11.Request, headers: list[tuple[bytes, bytes]], trailing: bytes, scheme: str) -> None:
+        """Validate the handshake and start the app, or answer 400/426 and close."""
+        state = self.state
+        state.connections.add(self)
+        self._target = request.target.decode("latin-1")
+        self.transport.resume_reading()
+        try:
+            # wsproto replays the request as a GET, so the method is checked here.
+            self.conn.initiate_upgrade_connection(headers, request.target)
+            if request.method != b"GET":
+                raise RemoteProtocolError("WebSocket handshake must be GET", event_hint=RejectConnection())
+            event = next(self.conn.events())
+        except RemoteProtocolError as exc:
+            error_logger.debug("Invalid WebSocket handshake from %s: %s", self.client, exc)
+            hint = exc.event_hint
+            if not isinstance(hint, RejectConnection):
+                hint = RejectConnection()
+            self._plain_response(hint.status_code, list(hint.headers))
+            return
+        except UnicodeError:  # wsproto decodes Host as IDNA
+            self._plain_response(400)
+            return
+        assert isinstance(event, Request)
+        split = split_target(request.target, self.config.root_path, self.config.root_path_kept)
+        if split is None:
+            self._plain_response(404)  # outside --root-path, which requests keep
+            return
+        path, raw_path, query = split
+        scope = {
+            "type": "websocket",
+            "asgi": WS_ASGI_VERSION.copy(),
+            "http_version": "1.1",
+            "scheme": scheme,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "root_path": self.config.root_path,
+            "headers": headers,
+            "client": self.client,
+            "server": self.server,
+            "subprotocols": list(event.subprotocols),
+            "state": state.lifespan_state.copy(),
+            "extensions": {"websocket.http.response": {}},
+        }
+        self._early = trailing
+        cycle = WebSocketCycle(scope, self, self.loop)
+        self.cycle = cycle
+        state.active_requests += 1
+        state.count_request()
+        task = self.loop.create_task(cycle.run(self.app))
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+
+    # -- asyncio.Protocol callbacks (reactor thread) -----------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        if not self._accepted:
+            self._early += data
+            if len(self._early) > MAX_EARLY_BYTES:
+                self._pause_reading()
+            return
+        self.state.stats.bytes_in += len(data)
+        if len(data) > INFLATE_SLICE and self.config.ws_per_message_deflate:
+            # wsproto inflates each chunk it is given in one go, and deflate expands up to
+            # ~1000x: in 4 KiB slices a bomb inflates a few MB at most before the size check.
+            view = memoryview(data)
+            for start in range(0, len(data), INFLATE_SLICE):
+                if self._closed:
+                    return
+                self._feed(view[start : start + INFLATE_SLICE])
+        else:
+            self._feed(data)
+
+    def _feed(self, data: Any) -> None:
+        try:
+            self.conn.receive_data(data)
+        except LocalProtocolError:
+            self._close()  # bytes after the closing handshake completed
+            return
+        self._handle_events()
+
+    def eof_received(self) -> bool | None:
+        return None  # the peer half-closed without a close frame: the connection is over
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._closed = True
+        self._drop_timer()
+        state = self.state
+        state.connections.discard(self)
+        if self.cycle is not None:
+            self.cycle.disconnect(CLOSE_ABNORMAL)
+        self._wake_drain_waiter()
+        if state.closing and not state.connections and state.on_all_closed is not None:
+            state.on_all_closed()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_drain_waiter()
+
+    # -- frames from the peer ------------------------------------------------------------------
+
+    def _handle_events(self) -> None:
+        for event in self.conn.events():
+            kind = type(event)
+            if kind is TextMessage or kind is BytesMessage:
+                self._on_message(event)
+            elif kind is Ping:
+                # A peer that does not read gets no pongs: they would only pile up here.
+                if self.conn.state is _OPEN and not self._write_paused:
+                    self._write(self.conn.send(event.response()))
+            elif kind is Pong:
+                if self._timer_kind == _PONG_DUE and event.payload == self._ping_payload:
+                    self._set_timer(_PING_DUE, self.config.ws_ping_interval)
+            elif kind is CloseConnection:
+                self._on_close(event)
+
+    def _on_message(self, event: TextMessage | BytesMessage) -> None:
+        if self.conn.state is not _OPEN:
+            return  # closing: the app gets no more messages
+        data = event.data
+        # The limit is in bytes. isascii() is O(1) in CPython: only other text is encoded to count.
+        if type(data) is str and not data.isascii():
+            self._message_size += len(data.encode("utf-8"))
+        else:
+            self._message_size += len(data)
+        limit = self.config.ws_max_size
+        if self._message_size > limit:
+            self._server_close(CLOSE_MESSAGE_TOO_BIG, f"message larger than {limit} bytes")
+            return
+        if not event.message_finished:
+            self._parts.append(data)
+            return
+        parts = self._parts
+        if parts:
+            parts.append(data)
+            data = "".join(parts) if type(data) is str else b"".join(parts)
+            parts.clear()
+        elif type(data) is bytearray:
+            data = bytes(data)
+        self._message_size = 0
+        cycle = self.cycle
+        assert cycle is not None
+        cycle.feed(data)
+        if len(cycle.queue) >= MAX_QUEUED_MESSAGES or cycle.queued_bytes >= MAX_QUEUED_BYTES:
+            self._pause_reading()
+
+    def _on_close(self, event: CloseConnection) -> None:
+        conn_state = self.conn.state
+        if conn_state is ConnectionState.REMOTE_CLOSING:
+            self._write(self.conn.send(event.response()))  # the peer closes: answer in kind
+        elif conn_state is _OPEN:
+            # wsproto reports a frame it cannot parse as a close event with the code to use
+            # (1002 protocol error, 1007 invalid UTF-8) without sending it: send it ourselves.
+            error_logger.debug("WebSocket protocol error from %s: %s", self.client, event.reason)
+            self._write(self.conn.send(event))
+        # else CLOSED: the peer answered our close frame.
+        assert self.cycle is not None
+        self.cycle.disconnect(int(event.code), event.reason or "")
+        self._close()  # RFC 6455 7.1.1: the server closes the TCP connection first
+
+    # -- the WebSocketChannel interface, called by WebSocketCycle (reactor thread) ------------
+
+    def accept(self, cycle: WebSocketCycle, subprotocol: str | None, headers: list[Any]) -> None:
+        extensions = [PerMessageDeflate()] if self.config.ws_per_message_deflate else []
+        event = AcceptConnection(
+            subprotocol=subprotocol, extensions=extensions, extra_headers=self._with_default_headers(headers)
+        )
+        self._write(self._render(event))
+        self._accepted = True
+        self._log_access(101)
+        if self.config.ws_ping_interval:
+            self._set_timer(_PING_DUE, self.config.ws_ping_interval)
+        early, self._early = self._early, b""
+        self._resume_reading()
+        if early:
+            self.data_received(early)
+        if self.state.closing:
+            self._server_close(CLOSE_SERVICE_RESTART, "server shutting down")  # accepted during shutdown
+
+    def send_message(self, cycle: WebSocketCycle, data: str | bytes) -> Awaitable[None] | None:
+        if self._closed or self.conn.state is not _OPEN or self.transport.is_closing():
+            cycle.disconnect(CLOSE_ABNORMAL)  # a dead or closing connection; the cycle raises
+            return None
+        message = TextMessage(data=data) if type(data) is str else BytesMessage(data=data)
+        self._write(self.conn.send(message))
+        return self._drain()
+
+    def close(self, cycle: WebSocketCycle, code: int, reason: str) -> None:
+        self._start_close(code, reason)
+
+    def deny(self, cycle: WebSocketCycle, status: int, headers: list[Any]) -> None:
+        event = RejectConnection(status_code=status, headers=self._with_default_headers(headers), has_body=True)
+        self._write(self._render(event))
+        self._log_access(status)
+
+    def send_denial_body(self, cycle: WebSocketCycle, body: bytes, more_body: bool) -> Awaitable[None] | None:
+        if self._closed:
+            cycle.disconnect(CLOSE_ABNORMAL)
+            return None
+        self._write(self._render(RejectData(data=body, body_finished=not more_body)))
+        if not more_body:
+            self._close()
+            return None
+        return self._drain()
+
+    def refuse(self, cycle: WebSocketCycle, status: int) -> None:
+        if self._closed:
+            return
+        try:
+            self._plain_response(status)
+        except h11.LocalProtocolError:
+            self.force_close()  # a failed response left wsproto's HTTP state unusable
+
+    def abort(self, cycle: WebSocketCycle) -> None:
+        self.force_close()
+
+    def message_taken(self, cycle: WebSocketCycle) -> None:
+        if (
+            self._read_paused
+            and len(cycle.queue) < MAX_QUEUED_MESSAGES // 2
+            and cycle.queued_bytes < MAX_QUEUED_BYTES // 2
+        ):
+            self._resume_reading()
+
+    def cycle_done(self, cycle: WebSocketCycle) -> None:
+        self.state.active_requests -= 1
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def _start_close(self, code: int, reason: str) -> None:
+        """Send a close frame and give the peer CLOSE_TIMEOUT to answer it."""
+        if self._closed or self.conn.state is not _OPEN:
+            return
+        self._write(self.conn.send(CloseConnection(code=code, reason=reason)))
+        self._set_timer(_CLOSE_DUE, CLOSE_TIMEOUT)
+
+    def _server_close(self, code: int, reason: str) -> None:
+        """A close the server decides on: the app learns of it at once."""
+        self._start_close(code, reason)
+        if self.cycle is not None:
+            self.cycle.disconnect(code, reason)
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._drop_timer()
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close an open session with 1012 (one still in its handshake is
+        closed right after the app accepts it)."""
+        if self._accepted:
+            self._server_close(CLOSE_SERVICE_RESTART, "server shutting down")
+
+    def force_close(self) -> None:
+        self._closed = True
+        self._drop_timer()
+        self.transport.abort()
+
+    # -- responses instead of the handshake ------------------------------------------------------
+
+    def _plain_response(self, status: int, extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        """A short plain-text HTTP response (bad handshake, 403, 500), then close."""
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        body = f"{status} {phrase}\n".encode()
+        headers = [
+            *extra,
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(body)),
+            (b"connection", b"close"),
+        ]
+        event = RejectConnection(status_code=status, headers=self._with_default_headers(headers), has_body=True)
+        self._write(self.conn.send(event) + self.conn.send(RejectData(data=body)))
+        self._log_access(status)
+        self._close()
+
+    def _with_default_headers(self, headers: list[Any]) -> list[Any]:
+        """The app's headers plus Server, Date and ``--header`` lines it did not set itself."""
+        names = {name.lower() for name, _ in headers if isinstance(name, bytes)}
+        block = self.state.default_headers(b"date" in names, b"server" in names)
+        return list(headers) + [tuple(line.split(b": ", 1)) for line in block.split(b"\r\n") if line]
+
+    def _render(self, event: Event) -> bytes:
+        """wsproto's bytes for a handshake event; an app's invalid values become its error."""
+        try:
+            return self.conn.send(event)
+        except (LocalProtocolError, h11.LocalProtocolError, TypeError, ValueError) as exc:
+            raise RuntimeError(f"Invalid WebSocket response from the app: {exc}")
+
+    def _log_access(self, status: int) -> None:
+        if not self.config.access_log or not access_logger.isEnabledFor(20):
+            return
+        cycle = self.cycle
+        client = cycle.scope["client"] if cycle is not None else self.client  # as a trusted proxy said
+        access_logger.info('%s - "WebSocket %s" %d', format_client(client), self._target, status)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        self.state.stats.bytes_out += len(data)
+        self.transport.write(data)
+
+    def _drain(self) -> Awaitable[None] | None:
+        if not self._write_paused or self._closed:
+            return None
+        if self._drain_waiter is None:
+            self._drain_waiter = self.loop.create_future()
+        return self._drain_waiter
+
+    def _wake_drain_waiter(self) -> None:
+        waiter, self._drain_waiter = self._drain_waiter, None
+        wake(waiter)
+
+    def _timer_fired(self, kind: int) -> None:
+        if self._closed:
+            return
+        config = self.config
+        if kind == _CLOSE_DUE:
+            self.force_close()  # the peer never answered our close frame
+        elif self._read_paused:
+            # The app is not receiving, so we are not reading: a pong could not arrive.
+            self._set_timer(kind, config.ws_ping_interval if kind == _PING_DUE else config.ws_ping_timeout)
+        elif kind == _PING_DUE:
+            self._ping_payload = os.urandom(4)  # tells the answer to this ping from stale ones
+            self._write(self.conn.send(Ping(payload=self._ping_payload)))
+            if config.ws_ping_timeout:
+                self._set_timer(_PONG_DUE, config.ws_ping_timeout)
+            else:
+                self._set_timer(_PING_DUE, config.ws_ping_interval)
+        elif kind == _PONG_DUE:
+            error_logger.info("WebSocket peer %s did not answer a ping in time; dropping it.", self.client)
+            self._start_close(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
+            self.force_close()

@@ -1,0 +1,354 @@
+"""The supervisor: binds the listening socket once and keeps N worker processes serving it.
+
+Used for ``--workers N``, ``--limit-max-requests`` and ``--reload``. Each worker is a
+fork of the supervisor running an ordinary ``Server`` on the inherited socket; the kernel
+spreads new connections over the workers that are accepting. Because the supervisor holds
+the socket open until it is told to stop, a connection that arrives while workers come and
+go waits in the listen backlog instead of being refused.
+
+Signals (to the supervisor):
+
+- SIGTERM / SIGINT: graceful shutdown. The supervisor closes its listening sockets, and
+  workers get SIGTERM (their own graceful shutdown, which closes theirs first), so new
+  clients are refused at once while requests in flight finish. Workers still running
+  ``--timeout-graceful-shutdown`` (plus a margin) later are killed. A second signal kills
+  them at once.
+- SIGHUP: graceful reload. A new generation of workers is started (re-importing the app);
+  only once every one of them reports ready are the old ones told to stop, so there is no
+  moment without a worker accepting. If a new worker fails to start, the old ones stay.
+
+Workers report on a pipe: ``1`` once listening (ready), ``r`` when ``--limit-max-requests``
+makes them retire — the replacement is started right then, while the old worker finishes
+its requests, rather than after it exits. A worker that exits unasked is replaced; one that
+exits before it was ever ready means the app cannot start, so the supervisor gives up with
+that exit status instead of forking failures in a loop — except with ``--reload``, where
+the next file change will try again.
+
+Workers ignore SIGINT and SIGHUP: a Ctrl+C in the terminal reaches the whole process group,
+and only the supervisor should act on it. Workers shut down gracefully if the supervisor
+dies (killed with SIGKILL, say): each watches a "lifeline" pipe only the supervisor holds
+open, which reads as end-of-file once it is gone.
+
+Discussion: the loop is single-threaded and sleeps in ``select`` on the ready pipes and a
+signal wake-up pipe (``signal.set_wakeup_fd``), so signals act immediately and no thread
+exists when the supervisor forks.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from treadle.server.config import Config
+from treadle.server.main import EXIT_LOAD_ERROR, Server
+from treadle.server.observe.logging import configure_logging, error_logger
+from treadle.server.process.reload import make_watcher
+from treadle.server.process.sockets import bind_sockets, remove_unix_socket
+from treadle.server.tls import TLSConfigError
+
+KILL_MARGIN = 5.0  # seconds past the graceful timeout before a stopping worker is killed
+TICK = 0.5  # longest sleep: how often deadlines and the file watcher are checked
+
+
+def serve(config: Config) -> int:
+    """Serve ``config`` in this process, or under a supervisor when it asks for processes
+    (``--workers``, ``--reload``, ``--limit-max-requests``); returns the exit code."""
+    if config.reload and not isinstance(config.app, str):
+        raise ValueError("reload needs the app as an import string ('module:attribute')")
+    if config.reload or config.workers > 1 or config.limit_max_requests:
+        return Supervisor(config).run()
+    return Server(config).run()
+
+
+class Worker:
+    __slots__ = ("pid", "ready_fd", "reporting", "ready", "generation", "kill_at")
+
+    def __init__(self, pid: int, ready_fd: int, generation: int) -> None:
+        self.pid = pid
+        self.ready_fd = ready_fd
+        self.reporting = True  # its end of the pipe is open
+        self.ready = False
+        self.generation = generation
+        self.kill_at: float | None = None  # set once told to stop
+
+
+class Supervisor:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.watcher: Any = None  # with --reload: server.reload's watcher; a change reloads
+        self.sockets: list[Any] = []
+        self.workers: dict[int, Worker] = {}
+        self.current = 0  # the generation that serves
+        self.generations = 0  # generations started so far (numbers are never reused)
+        self.incoming: int | None = None  # the generation being started by a reload
+        self.stopping = False
+        self.exit_code = 0
+        self._signals: list[int] = []
+        self._wake_r = self._wake_w = -1
+        self._lifeline_r = self._lifeline_w = -1
+
+    # -- the supervisor process --------------------------------------------------------------
+
+    def run(self) -> int:
+        """Bind, start the workers, supervise until told to stop; returns the exit code."""
+        config = self.config
+        configure_logging(config.log_level, config.log_config, config.access_log)
+        try:
+            config.ssl_context()  # a bad certificate is reported once, here, not by each worker
+            self.sockets = bind_sockets(config)
+        except (OSError, TLSConfigError) as exc:
+            error_logger.error("%s", exc)
+            return EXIT_LOAD_ERROR
+        self._wake_r, self._wake_w = os.pipe()
+        self._lifeline_r, self._lifeline_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        previous_wakeup = signal.set_wakeup_fd(self._wake_w)
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in handled}
+        try:
+            error_logger.info("Started supervisor process [%d]", os.getpid())
+            if config.reload:
+                self.watcher = make_watcher(config.reload_dirs, config.reload_includes, config.reload_excludes)
+            self._start_generation(self.current)
+            while self.workers or not self.stopping:
+                self._wait()
+                self._handle_signals()
+                self._reap()
+                self._enforce_deadlines()
+                self._check_reload()
+                self._watch()
+            error_logger.info("Stopping supervisor process [%d]", os.getpid())
+            return self.exit_code
+        finally:
+            for worker in self.workers.values():  # only after a bug in this loop: no orphans
+                _kill(worker.pid, signal.SIGKILL)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            signal.set_wakeup_fd(previous_wakeup)
+            for fd in (self._wake_r, self._wake_w, self._lifeline_r, self._lifeline_w):
+                os.close(fd)
+            for sock in self.sockets:
+                sock.close()
+            remove_unix_socket(config)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signals.append(signum)
+
+    def _wait(self) -> None:
+        timeout = TICK
+        deadlines = [w.kill_at for w in self.workers.values() if w.kill_at is not None]
+        if deadlines:
+            timeout = max(0.0, min(timeout, min(deadlines) - time.monotonic()))
+        reporting = [w.ready_fd for w in self.workers.values() if w.reporting]
+        readable, _, _ = select.select([self._wake_r, *reporting], [], [], timeout)
+        if self._wake_r in readable:
+            while _read(self._wake_r):
+                pass  # the handlers already queued the signals; just empty the pipe
+        for worker in list(self.workers.values()):
+            if worker.ready_fd in readable:
+                self._report(worker, _read(worker.ready_fd))
+
+    def _report(self, worker: Worker, data: bytes) -> None:
+        if not data:
+            worker.reporting = False  # it is exiting; the reap will tell how
+        if b"1" in data:
+            worker.ready = True
+            error_logger.info("Worker [%d] ready", worker.pid)
+        if b"r" in data and not self.stopping and worker.kill_at is None:
+            error_logger.info("Worker [%d] is retiring; starting a new one.", worker.pid)
+            worker.kill_at = self._stop_deadline()
+            self._spawn(worker.generation)
+
+    def _handle_signals(self) -> None:
+        signals, self._signals = self._signals, []
+        for signum in signals:
+            if signum in (signal.SIGINT, signal.SIGTERM):
+                self._stop(f"Received {signal.Signals(signum).name}")
+            elif signum == signal.SIGHUP and not self.stopping:
+                error_logger.info("Received SIGHUP; reloading workers gracefully.")
+                self._start_reload()
+
+    def _stop(self, why: str) -> None:
+        if self.stopping:
+            error_logger.info("%s again; killing workers.", why)
+            for worker in self.workers.values():
+                _kill(worker.pid, signal.SIGKILL)
+            return
+        self.stopping = True
+        # Stop listening first (the workers close their copies as they begin to stop): a
+        # new client is refused at once, rather than queued in the backlog to be reset when
+        # the last worker exits. A reload, unlike this, keeps the socket.
+        for sock in self.sockets:
+            sock.close()
+        error_logger.info("%s; stopping workers gracefully.", why)
+        for worker in self.workers.values():
+            self._tell_to_stop(worker)
+
+    def _start_reload(self) -> None:
+        if self.incoming is not None:
+            # Its workers load code that is now stale, or are stuck starting: start over.
+            error_logger.info("Abandoning the reload in progress for a new one.")
+            self._abandon_reload()
+        self.generations += 1
+        self.incoming = self.generations
+        self._start_generation(self.incoming)
+
+    def _check_reload(self) -> None:
+        """Once every new worker is ready, retire the old generation."""
+        incoming = self.incoming
+        if incoming is None:
+            return
+        new = [w for w in self.workers.values() if w.generation == incoming and w.kill_at is None]
+        if len(new) == self.config.workers and all(w.ready for w in new):
+            for worker in self.workers.values():
+                if worker.generation != incoming and worker.kill_at is None:
+                    self._tell_to_stop(worker)
+            self.current, self.incoming = incoming, None
+            error_logger.info("Reload complete: %d new worker(s) serving.", len(new))
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is not None:
+                os.close(worker.ready_fd)
+                self._exited(worker, _describe_status(status), os.waitstatus_to_exitcode(status))
+
+    def _exited(self, worker: Worker, how: str, code: int) -> None:
+        if self.stopping or worker.kill_at is not None:
+            error_logger.info("Worker [%d] stopped (%s)", worker.pid, how)
+        elif not worker.ready:
+            error_logger.error("Worker [%d] failed to start (%s)", worker.pid, how)
+            if worker.generation == self.incoming:
+                error_logger.error("Reload abandoned: the old workers keep serving.")
+                self._abandon_reload()
+            elif self.watcher is None:
+                self.exit_code = code if code > 0 else EXIT_LOAD_ERROR
+                self._stop("A worker failed to start")
+            else:
+                error_logger.info("Waiting for file changes before trying again.")
+        elif worker.generation == self.incoming:
+            error_logger.error("New worker [%d] died (%s); reload abandoned.", worker.pid, how)
+            self._abandon_reload()
+        else:
+            log = error_logger.info if code == 0 else error_logger.warning
+            log("Worker [%d] exited (%s); starting a new one.", worker.pid, how)
+            self._spawn(worker.generation)
+
+    def _abandon_reload(self) -> None:
+        for worker in self.workers.values():
+            if worker.generation == self.incoming:
+                self._tell_to_stop(worker)
+        self.incoming = None
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for worker in self.workers.values():
+            if worker.kill_at is not None and now >= worker.kill_at:
+                error_logger.warning("Worker [%d] did not stop in time; killing it.", worker.pid)
+                _kill(worker.pid, signal.SIGKILL)
+                worker.kill_at = now + TICK * 10  # keep waiting for it, without spinning
+
+    def _watch(self) -> None:
+        if self.watcher is None or self.stopping:
+            return
+        changed = self.watcher.changes()
+        if changed:
+            shown = ", ".join(sorted(changed)[:3]) + (" ..." if len(changed) > 3 else "")
+            error_logger.info("Detected changes in %s; reloading.", shown)
+            self._start_reload()
+
+    def _tell_to_stop(self, worker: Worker) -> None:
+        worker.kill_at = self._stop_deadline()
+        _kill(worker.pid, signal.SIGTERM)
+
+    def _stop_deadline(self) -> float:
+        """When a worker stopping now is killed if it has not exited."""
+        return time.monotonic() + self.config.timeout_graceful_shutdown + KILL_MARGIN
+
+    def _start_generation(self, generation: int) -> None:
+        for _ in range(self.config.workers):
+            self._spawn(generation)
+
+    def _spawn(self, generation: int) -> None:
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(ready_r)
+            self._run_worker(ready_w)
+        os.close(ready_w)
+        self.workers[pid] = Worker(pid, ready_r, generation)
+        error_logger.info("Started worker [%d]", pid)
+
+    # -- a worker process, right after fork ----------------------------------------------------
+
+    def _run_worker(self, report_fd: int) -> None:
+        """Serve on the inherited sockets, reporting on ``report_fd``; never returns (``os._exit``)."""
+        code = 1
+        try:
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_IGN)
+            for sig in (signal.SIGTERM, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            for fd in (self._wake_r, self._wake_w, self._lifeline_w):
+                os.close(fd)
+            for other in self.workers.values():
+                os.close(other.ready_fd)
+            server = Server(self.config, self.sockets)
+            server.on_retire = lambda: _write(report_fd, b"r")
+
+            def ready() -> None:
+                _write(report_fd, b"1")
+                threading.Thread(target=self._outlive, args=(server,), name="treadle-lifeline", daemon=True).start()
+
+            code = server.run(ready=ready, sigint=False)  # SIGINT stays ignored, as set above
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+    def _outlive(self, server: Server) -> None:
+        """Runs in a worker: wait for the supervisor to die, then shut down gracefully."""
+        while os.read(self._lifeline_r, 1):
+            pass
+        error_logger.warning("The supervisor is gone; shutting down.")
+        server.request_shutdown()
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 512)
+    except BlockingIOError:
+        return b""
+
+
+def _write(fd: int, data: bytes) -> None:
+    os.write(fd, data)
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass  # already gone; the next reap collects it
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.WEXITSTATUS(status)}"
