@@ -22,13 +22,12 @@ from treadle.reactor import Reactor
 from treadle.server.apps.appset import AppSet
 from treadle.server.apps.middleware import wrap_runner
 from treadle.server.config import Config
-from treadle.server.http1.connection import H11Protocol
-from treadle.server.http1.fast import FastProtocol
+from treadle.server.http1.connection import Http1Connection
 from treadle.server.state import ServerState
 
 WRK = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
 CASES = {"asgi": (apps.asgi, "asgi3"), "wsgi": (apps.wsgi, "wsgi")}
-ENGINES = {"fast": FastProtocol, "h11": H11Protocol}
+ENGINES = ("fast", "h11")
 
 
 class RecordingTransport(asyncio.Transport):
@@ -62,15 +61,15 @@ class RecordingTransport(asyncio.Transport):
         self.closing = True
 
 
-async def drive(protocol_class: type, app: Any, interface: str, requests: int) -> float:
+async def drive(engine: str, app: Any, interface: str, requests: int) -> float:
     """Serve ``requests`` requests on one connection; return seconds per request."""
     loop = asyncio.get_running_loop()
-    config = Config(app, interface=interface, access_log=False, log_level="warning")
+    config = Config(app, interface=interface, access_log=False, log_level="warning", http=engine)
     state = ServerState(config)
     appset = AppSet(config)
     runner = wrap_runner(appset.runner(loop, state), config)  # as the server does (proxy headers)
     transport = RecordingTransport()
-    protocol = protocol_class(config, state, runner, loop)
+    protocol = Http1Connection(config, state, runner, loop)
     protocol.connection_made(transport)
     try:
         start = time.perf_counter()
@@ -102,21 +101,19 @@ def main() -> None:
     try:
         if args.only:
             label, engine = args.only.split("-")
-            loop.run_until_complete(drive(ENGINES[engine], *CASES[label], args.requests))
+            loop.run_until_complete(drive(engine, *CASES[label], args.requests))
             return
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()
-            loop.run_until_complete(drive(FastProtocol, apps.asgi, "asgi3", args.requests))
+            loop.run_until_complete(drive("fast", apps.asgi, "asgi3", args.requests))
             profiler.disable()
             pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
             return
         for label, (app, interface) in CASES.items():
-            for engine, protocol_class in ENGINES.items():
-                loop.run_until_complete(drive(protocol_class, app, interface, 2000))  # warm-up
-                seconds = min(
-                    loop.run_until_complete(drive(protocol_class, app, interface, args.requests)) for _ in range(3)
-                )
+            for engine in ENGINES:
+                loop.run_until_complete(drive(engine, app, interface, 2000))  # warm-up
+                seconds = min(loop.run_until_complete(drive(engine, app, interface, args.requests)) for _ in range(3))
                 print(f"{label.upper()} {engine:5} {seconds * 1e6:6.1f} µs/request")
     finally:
         loop.close()

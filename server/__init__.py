@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from treadle.server.asgi.http import ClientDisconnected
 from treadle.server.config import Config
+from treadle.server.exchange import ClientDisconnected
 from treadle.server.main import Server, StartupError
 from treadle.server.process.supervisor import serve
 

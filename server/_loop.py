@@ -6,8 +6,6 @@ backend choice (``--selector``) is honoured everywhere and tests exercise the re
 
 from __future__ import annotations
 
-import asyncio
-
 from treadle import reactor
 
 
@@ -16,6 +14,6 @@ def available_selectors() -> list[str]:
     return list(reactor.available_selectors())
 
 
-def create_loop(selector: str | None = None) -> asyncio.AbstractEventLoop:
+def create_loop(selector: str | None = None) -> reactor.Reactor:
     """A new, not yet running, reactor loop using the named selector (None: the best one)."""
     return reactor.new_event_loop(selector)

@@ -26,10 +26,10 @@ from treadle.server.apps.importer import ImportFromStringError
 from treadle.server.apps.interface import InterfaceError
 from treadle.server.apps.middleware import wrap_runner
 from treadle.server.asgi.lifespan import Lifespan
-from treadle.server.config.envfile import EnvFileError
 from treadle.server.config import Config
-from treadle.server.http1.connection import H11Protocol
-from treadle.server.http1.fast import FastProtocol
+from treadle.server.config.envfile import EnvFileError
+from treadle.server.http1.connection import Http1Connection
+from treadle.server.http1.ws_select import websocket_upgrader
 from treadle.server.observe.logging import configure_logging, error_logger
 from treadle.server.observe.observer import Observer
 from treadle.server.process.sockets import bind_sockets, describe, remove_unix_socket
@@ -102,6 +102,7 @@ class Server:
         self.sockets = self._given_sockets or bind_sockets(config)
         self.loop = create_loop(config.selector)
         self.state = ServerState(config)
+        self.state.ws_upgrade = websocket_upgrader(config.ws)
         try:
             self.observer = Observer(config, self.loop, self.state)  # binds --stats-port
         except OSError:
@@ -236,10 +237,8 @@ class Server:
         if apps.pool is not None:
             self.observer.pool_statistics = apps.pool.statistics  # the stats endpoint shows the WSGI pool
 
-        protocol_class = FastProtocol if config.http == "fast" else H11Protocol  # --http
-
-        def protocol_factory() -> H11Protocol:
-            return protocol_class(config, state, runner, loop)
+        def protocol_factory() -> Http1Connection:
+            return Http1Connection(config, state, runner, loop)
 
         factory: Callable[[], asyncio.BaseProtocol] = protocol_factory
         if self._ssl_context is not None:

@@ -14,7 +14,6 @@ from email.utils import formatdate
 from typing import Any
 
 from treadle.server.config import Config
-from treadle.server.http1.ws_select import websocket_upgrader
 from treadle.server.observe.stats import ServerStats
 
 
@@ -30,7 +29,8 @@ class ServerState:
         self.on_request_limit: Any = None  # called when total_requests reaches --limit-max-requests
         self.total_requests = 0
         self.stats = ServerStats()  # counters fed by the connections, read by --stats-port
-        self.ws_upgrade = websocket_upgrader(config.ws)  # None: upgrades are plain HTTP
+        # Takes a WebSocket upgrade over (server/http1/ws_select.py); None: upgrades are plain HTTP.
+        self.ws_upgrade: Any = None
         self._server_line = b"server: treadle\r\n" if config.server_header else b""
         self._extra_lines = b"".join(n + b": " + v + b"\r\n" for n, v in config.encoded_headers())
         self._date_second = -1

@@ -3,7 +3,7 @@
 Both are driven the way the server drives them: bytes fed in the given pieces, events
 pulled until NEED_DATA, a minimal response after each complete request, and the next
 request parsed only if the connection is kept alive (h11 gets a fresh ``Connection`` per
-request, as ``server/http11.py`` does, so HTTP/1.0 keep-alive works the same). At the end
+request, as server/http1/parsers.py does, so HTTP/1.0 keep-alive works the same). At the end
 the client's EOF is fed, so a truncated request is an error for both.
 
 The outcome is a list of parsed requests plus how the stream ended: "closed" (clean EOF
@@ -33,7 +33,7 @@ class Outcome:
 
 
 def _keep_alive(http_version: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bool:
-    # The rule server/http11.py applies on top of h11 (which has no HTTP/1.0 keep-alive).
+    # The rule server/http1/connection.py applies on top of h11 (which has no HTTP/1.0 keep-alive).
     tokens = set()
     for name, value in headers:
         if name == b"connection":
@@ -103,18 +103,17 @@ def run_fast(chunks: Iterable[bytes]) -> Outcome:
             kind = type(event)
             if kind is fastparse.Request:
                 current = [event.method, event.target, event.http_version, list(event.headers), b"", []]
-                current.append(event.expect_continue)
+                current += [event.expect_continue, event.keep_alive]
             elif kind is fastparse.Data:
                 current[4] += event.data
             elif kind is fastparse.EndOfMessage:
                 current[5] = list(event.trailers)
-                conn.send_response(200, [(b"content-length", b"0")])
-                conn.send_end()
-                out.requests.append((*current, conn.keep_alive))
-                if not conn.keep_alive:
+                keep_alive = current.pop()
+                out.requests.append((*current, keep_alive))
+                if not keep_alive:
                     out.end = "kept"
                     return False
-                conn.start_next_cycle()
+                conn.next_request()  # the server's response is rendered elsewhere
             elif kind is fastparse.ConnectionClosed:
                 return False
             else:

@@ -1,5 +1,5 @@
 """Response headers are checked once per distinct (name, value) and then reused
-(server/http11.py ``_FIELD_LINES``, server/wsgi.py ``_ENCODED``): what is served must be
+(server/http1/writer.py ``_FIELD_LINES``, server/wsgi/cycle.py ``_ENCODED``): what is served must be
 exactly what checking every response would give, on the first request and the hundredth."""
 
 from __future__ import annotations

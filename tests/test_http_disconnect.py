@@ -10,7 +10,7 @@ import time
 
 from conftest import request, text_app, wait_until
 
-from treadle.server.asgi.http import ClientDisconnected
+from treadle.server.exchange import ClientDisconnected
 
 
 def _still_serving(srv):

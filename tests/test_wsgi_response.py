@@ -12,7 +12,7 @@ import pytest
 from conftest import request, wait_until
 from wsgi_apps import Tracked, hello
 
-from treadle.server.wsgi import cycle as wsgi
+from treadle.server.wsgi.file_wrapper import FileWrapper
 
 
 def _get(srv, target: str = "/", method: str = "GET"):
@@ -237,7 +237,7 @@ def test_file_wrapper_falls_back_to_iteration_without_a_file(serve):
 
     srv = serve(validator(app), interface="wsgi")
     assert _get(srv).body == b"in memory " * 1000
-    assert wsgi.FileWrapper(io.BytesIO()).file_range() is None
+    assert FileWrapper(io.BytesIO()).file_range() is None
 
 
 def test_client_gone_during_sendfile_closes_the_file(serve, tmp_path):

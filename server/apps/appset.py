@@ -16,37 +16,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from treadle.reactor import Reactor
 from treadle.server.apps.importer import load_app
 from treadle.server.apps.interface import ASGI2Middleware, InterfaceError, detect_interface
 from treadle.server.apps.middleware import wrap_asgi_app, wrap_wsgi_app
 from treadle.server.apps.mount import Mounts, Runner, not_found
-from treadle.server.asgi.http import Channel, RequestCycle
 from treadle.server.asgi.lifespan_group import LifespanGroup
+from treadle.server.asgi.runner import AsgiRunner
 from treadle.server.config import Config
 from treadle.server.state import ServerState
-from treadle.server.types import Receive, Scope, Send
-from treadle.server.wsgi.cycle import WsgiRunner
 from treadle.server.wsgi.handoff import Inbox
 from treadle.server.wsgi.pool import WorkerPool
+from treadle.server.wsgi.runner import WsgiRunner
 
 _INTERFACE_NAMES = {"asgi3": "ASGI 3", "asgi2": "ASGI 2", "wsgi": "WSGI"}
-
-
-class AsgiRunner:
-    """Runs an ASGI 3 app for each request as an eager task on the loop (reactor thread)."""
-
-    __slots__ = ("app", "loop", "tasks")
-
-    def __init__(self, app: Any, loop: asyncio.AbstractEventLoop, state: ServerState) -> None:
-        self.app = app
-        self.loop = loop
-        self.tasks = state.tasks
-
-    def start(self, scope: Scope, channel: Channel) -> RequestCycle:
-        return RequestCycle(scope, channel, self)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
 
 
 class AppSet:
@@ -85,7 +68,7 @@ class AppSet:
             parts.append(f"{where}{name} ({kind})")
         return "; ".join(parts)
 
-    def runner(self, loop: asyncio.AbstractEventLoop, state: ServerState) -> Runner:
+    def runner(self, loop: Reactor, state: ServerState) -> Runner:
         """The object connections hand each request to (call in the reactor thread)."""
         main = self.main or ("asgi3", not_found)
         default = self._runner(main, loop, state)
@@ -93,7 +76,7 @@ class AppSet:
             return default
         return Mounts([(prefix, self._runner(app, loop, state)) for prefix, app in self.mounts], default)
 
-    def _runner(self, classified: tuple[str, Any], loop: asyncio.AbstractEventLoop, state: ServerState) -> Runner:
+    def _runner(self, classified: tuple[str, Any], loop: Reactor, state: ServerState) -> Runner:
         interface, app = classified
         if interface != "wsgi":
             return AsgiRunner(wrap_asgi_app(app, self.config), loop, state)

@@ -1,4 +1,4 @@
-"""``--cors-allow-origin`` for ASGI apps: ``CORSPolicy`` (``server/cors_policy.py``) at the
+"""``--cors-allow-origin`` for ASGI apps: ``CORSPolicy`` (``server/apps/cors_policy.py``) at the
 edge of an ASGI app.
 
 The policy decides; this middleware only reads the request headers out of the scope,

@@ -1,4 +1,4 @@
-"""``--cors-allow-origin`` for WSGI apps: ``CORSPolicy`` (``server/cors_policy.py``) around a
+"""``--cors-allow-origin`` for WSGI apps: ``CORSPolicy`` (``server/apps/cors_policy.py``) around a
 PEP 3333 callable, so WSGI and ASGI apps get the same CORS answers.
 
 A preflight never reaches the app: the middleware calls ``start_response`` with the

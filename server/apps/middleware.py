@@ -3,7 +3,7 @@
 Proxy headers wrap the server's *runner* — the object every request reaches first, before
 mounts, WSGI or ASGI — so every app (WSGI ones, mounted ones, WebSocket handlers) sees the
 client and scheme the trusted proxy reported. CORS wraps each app, main or mounted, in the
-middleware of its kind (``server/cors.py`` for ASGI, ``server/cors_wsgi.py`` for WSGI), both
+middleware of its kind (``server/apps/cors.py`` for ASGI, ``server/apps/cors_wsgi.py`` for WSGI), both
 deciding through one ``CORSPolicy``; WebSocket scopes pass through it.
 """
 
@@ -15,12 +15,12 @@ from treadle.server.apps.cors import CORSMiddleware
 from treadle.server.apps.cors_policy import CORSPolicy
 from treadle.server.apps.cors_wsgi import WSGICORSMiddleware
 from treadle.server.apps.proxy_headers import TrustedHosts, rewrite_scope
-from treadle.server.asgi.http import Channel
+from treadle.server.exchange import Channel
 from treadle.server.types import ASGIApp, Receive, Scope, Send
 
 
 class ProxyHeadersRunner:
-    """``--proxy-headers`` for a runner (``server/mount.py``): rewrites each scope before it."""
+    """``--proxy-headers`` for a runner (``server/apps/mount.py``): rewrites each scope before it."""
 
     __slots__ = ("runner", "trusted")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
-from treadle.server.asgi.http import Channel
+from treadle.server.exchange import Channel
 from treadle.server.types import Receive, Scope, Send
 
 

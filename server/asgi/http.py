@@ -2,10 +2,10 @@
 
 The cycle owns what the ASGI HTTP spec defines — ``receive()`` and ``send()``, the order
 messages may come in, their validation — and nothing about the wire. It talks to its
-connection through the small ``Channel`` interface below, so the same cycle serves
-HTTP/1.1 today and HTTP/2 streams later (one connection, many cycles).
+connection through the ``Channel`` interface (server/exchange.py), so the same cycle
+serves an HTTP/1.1 connection or an HTTP/2 stream (one connection, many cycles).
 
-Response states, in the only order the spec allows::
+Response states (``ResponseState``), in the only order the spec allows::
 
     START --http.response.start--> BODY --body, more_body=False--> DONE
                                      \\--(start had trailers=True)--> TRAILERS --trailers--> DONE
@@ -16,51 +16,14 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping
-from typing import Any, Awaitable, Iterable, Protocol
+from typing import Any
 
+from treadle.server.exchange import Channel, ClientDisconnected, ResponseState
 from treadle.server.observe.logging import error_logger
 from treadle.server.types import ASGIApp, Message, Scope
 from treadle.server.waiters import wake
 
-START, BODY, TRAILERS, DONE = 0, 1, 2, 3
-
-# Version advertised in every http scope: 2.4 is the spec revision in which send() on a
-# closed connection raises an OSError subclass (ClientDisconnected below).
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
-
-
-class ClientDisconnected(OSError):
-    """Raised by ``send()`` once the client has gone (ASGI HTTP spec 2.4)."""
-
-
-class Channel(Protocol):
-    """What a cycle needs from the connection carrying it. Runs in the reactor thread."""
-
-    def start_response(
-        self, cycle: RequestCycle, status: int, headers: Iterable[Any], trailers: bool
-    ) -> None:
-        """Validate and queue the response head; raise RuntimeError if the app got it wrong."""
-
-    def send_body(self, cycle: RequestCycle, data: bytes, more_body: bool) -> Awaitable[None] | None:
-        """Write a body chunk; return an awaitable while the peer is not keeping up."""
-
-    def send_trailers(self, cycle: RequestCycle, headers: Iterable[Any], more_trailers: bool) -> None:
-        """Write (or drop, if the client cannot take them) trailer fields."""
-
-    def want_body(self, cycle: RequestCycle) -> None:
-        """The app is waiting for body: send 100 Continue if owed, resume reading."""
-
-    def send_file(self, cycle: Any, file: Any, offset: int, count: int) -> Awaitable[None]:
-        """Send ``count`` bytes of ``file`` from ``offset`` as more body (zerocopysend)."""
-
-    def send_error_response(self, cycle: RequestCycle, status: int) -> None:
-        """Answer on the app's behalf (it failed before starting a response)."""
-
-    def abort(self, cycle: RequestCycle) -> None:
-        """The response cannot be completed correctly: close without finishing it."""
-
-    def cycle_done(self, cycle: RequestCycle) -> None:
-        """The app callable has returned (possibly long after the response completed)."""
+START, BODY, TRAILERS, DONE = ResponseState
 
 
 class RequestCycle:
@@ -86,7 +49,7 @@ class RequestCycle:
     def __init__(self, scope: Scope, channel: Channel, runner: Any) -> None:
         self.scope = scope
         self.channel = channel
-        self.runner = runner  # server.apps.AsgiRunner: the app, the loop, the server's set of request tasks
+        self.runner = runner  # asgi.runner.AsgiRunner: the app, the loop (a Reactor), the server's request tasks
         self.loop = runner.loop
         self.task: asyncio.Task | None = None  # set if the app is still running after its first step
         self.body: list[bytes] = []  # received, not yet handed to the app

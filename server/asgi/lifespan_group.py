@@ -2,7 +2,7 @@
 mounted ones), so a FastAPI app mounted under a WSGI site still gets its startup and
 shutdown.
 
-To the server the group is one app (``server/lifespan.py`` drives it as usual). Inside,
+To the server the group is one app (``server/asgi/lifespan.py`` drives it as usual). Inside,
 each member app runs its own lifespan in turn: startup in mount order, shutdown in
 reverse. A member that raises or returns before completing startup does not use lifespan
 and is left out, as ``--lifespan auto`` treats a single app; only if every member does so

@@ -21,17 +21,25 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Mapping
+from enum import IntEnum
 from typing import Any, Awaitable, Protocol
 
-from treadle.server.asgi.http import ClientDisconnected
+from treadle.server.exchange import ClientDisconnected
 from treadle.server.observe.logging import error_logger
 from treadle.server.types import ASGIApp, Message, Scope
 from treadle.server.waiters import wake
 
-CONNECTING, RESPONDING, OPEN, CLOSED = 0, 1, 2, 3
 
-# 2.4: send() after the peer has gone raises an OSError subclass; disconnect carries a reason.
-WS_ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+class SessionState(IntEnum):
+    """Where the session is, in the orders the spec allows (see the module docstring)."""
+
+    CONNECTING = 0
+    RESPONDING = 1  # a denial response (websocket.http.response) is being sent
+    OPEN = 2
+    CLOSED = 3
+
+
+CONNECTING, RESPONDING, OPEN, CLOSED = SessionState
 
 # RFC 6455 7.4.1: 1011 is "an unexpected condition prevented the server from fulfilling the
 # request"; 1000 a normal closure (an app that returns while open is done with the session).
@@ -193,14 +201,11 @@ class WebSocketCycle:
             if not more:
                 self.state = CLOSED
         else:
-            raise RuntimeError(f"Unexpected ASGI message '{mtype}' in websocket state {_STATE_NAMES[state]}.")
+            raise RuntimeError(f"Unexpected ASGI message '{mtype}' in websocket state {SessionState(state).name}.")
         if waiter is not None:
             await waiter
         if self.disconnected and mtype == "websocket.send":
             raise ClientDisconnected("The WebSocket peer has gone.")
-
-
-_STATE_NAMES = ("CONNECTING", "RESPONDING", "OPEN", "CLOSED")
 
 
 def _payload(message: Mapping[str, Any]) -> str | bytes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-NO_TIMER = 0
+NO_TIMER = 0  # each protocol's deadline kinds are an IntEnum whose NONE is this
 
 
 class ConnectionControl:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from enum import IntEnum
 from http import HTTPStatus
 from typing import Any, Awaitable, Iterable
 
@@ -40,12 +41,14 @@ from wsproto.events import (
 from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from treadle.server.asgi.websocket import WS_ASGI_VERSION, WebSocketCycle
+from treadle.server.asgi.scope import websocket_scope
+from treadle.server.asgi.websocket import WebSocketCycle
 from treadle.server.config import Config
-from treadle.server.http1.timers import NO_TIMER, ConnectionControl
-from treadle.server.observe.logging import access_logger, error_logger, format_client
+from treadle.server.http1.fastparse import Request as HttpRequest
+from treadle.server.http1.timers import ConnectionControl
+from treadle.server.observe.access import log_websocket
+from treadle.server.observe.logging import error_logger
 from treadle.server.state import ServerState
-from treadle.server.target import split_target
 from treadle.server.waiters import wake
 
 MAX_QUEUED_MESSAGES = 16  # unreceived by the app before we stop reading (websockets' max_queue)
@@ -60,16 +63,27 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_ABNORMAL = 1006  # reported to the app, never sent: the connection dropped without a close frame
 
-_PING_DUE, _PONG_DUE, _CLOSE_DUE = 1, 2, 3  # NO_TIMER is 0
+
+
+class Deadline(IntEnum):
+    """Which deadline the session's one timer is armed for (server/http1/timers.py)."""
+
+    NONE = 0
+    PING_DUE = 1  # time to send a keepalive ping
+    PONG_DUE = 2  # the peer must have answered the ping by now
+    CLOSE_DUE = 3  # the peer must have answered our close frame by now
+
+
+_NO_DEADLINE, _PING_DUE, _PONG_DUE, _CLOSE_DUE = Deadline
 _OPEN = ConnectionState.OPEN
 
 
-def upgrade(http: Any, request: h11.Request, headers: list[tuple[bytes, bytes]]) -> None:
-    """Take an HTTP/1.1 connection (an ``H11Protocol``) over for the WebSocket it asked for."""
+def upgrade(http: Any, request: HttpRequest) -> None:
+    """Take an HTTP/1.1 connection (an ``Http1Connection``) over for the WebSocket it asked for."""
     transport = http.transport
     protocol = WSProtocol(http.config, http.state, http.app, http.loop, transport, http.client, http.server)
     transport.set_protocol(protocol)
-    protocol.start(request, headers, http.conn.trailing_data[0], "wss" if http.tls else "ws")
+    protocol.start(request, http.parser.trailing_data[0], http.tls)
 
 
 class WSProtocol(ConnectionControl, asyncio.Protocol):
@@ -85,14 +99,14 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
     ) -> None:
         self.config = config
         self.state = state
-        self.app = app  # the server's runner, itself an ASGI app for websocket scopes (server/mount.py)
+        self.app = app  # the server's runner, itself an ASGI app for websocket scopes (server/apps/mount.py)
         self.loop = loop
         self.transport = transport
         self.client = client
         self.server = server
         self.conn = WSConnection(ConnectionType.SERVER)
         self.cycle: WebSocketCycle | None = None
-        self._target = ""  # for the access log
+        self._target = b""  # for the access log
         self._accepted = False
         self._closed = False
         self._early = b""  # bytes received before the app accepted
@@ -102,20 +116,20 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         self._write_paused = False
         self._drain_waiter: asyncio.Future | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_kind = NO_TIMER
+        self._timer_kind = _NO_DEADLINE
         self._ping_payload = b""
 
     # -- the hand-over -------------------------------------------------------------------------
 
-    def start(self, request: h11.Request, headers: list[tuple[bytes, bytes]], trailing: bytes, scheme: str) -> None:
+    def start(self, request: HttpRequest, trailing: bytes, tls: bool) -> None:
         """Validate the handshake and start the app, or answer 400/426 and close."""
         state = self.state
         state.connections.add(self)
-        self._target = request.target.decode("latin-1")
+        self._target = request.target
         self.transport.resume_reading()
         try:
             # wsproto replays the request as a GET, so the method is checked here.
-            self.conn.initiate_upgrade_connection(headers, request.target)
+            self.conn.initiate_upgrade_connection(request.headers, request.target)
             if request.method != b"GET":
                 raise RemoteProtocolError("WebSocket handshake must be GET", event_hint=RejectConnection())
             event = next(self.conn.events())
@@ -130,27 +144,20 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
             self._plain_response(400)
             return
         assert isinstance(event, Request)
-        split = split_target(request.target, self.config.root_path, self.config.root_path_kept)
-        if split is None:
+        scope = websocket_scope(
+            request.target,
+            "1.1",  # RFC 6455 4.1: the handshake is an HTTP/1.1 request
+            request.headers,
+            tls,
+            self.client,
+            self.server,
+            list(event.subprotocols),
+            self.config,
+            state.lifespan_state,
+        )
+        if scope is None:
             self._plain_response(404)  # outside --root-path, which requests keep
             return
-        path, raw_path, query = split
-        scope = {
-            "type": "websocket",
-            "asgi": WS_ASGI_VERSION.copy(),
-            "http_version": "1.1",
-            "scheme": scheme,
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": query,
-            "root_path": self.config.root_path,
-            "headers": headers,
-            "client": self.client,
-            "server": self.server,
-            "subprotocols": list(event.subprotocols),
-            "state": state.lifespan_state.copy(),
-            "extensions": {"websocket.http.response": {}},
-        }
         self._early = trailing
         cycle = WebSocketCycle(scope, self, self.loop)
         self.cycle = cycle
@@ -405,11 +412,9 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
             raise RuntimeError(f"Invalid WebSocket response from the app: {exc}")
 
     def _log_access(self, status: int) -> None:
-        if not self.config.access_log or not access_logger.isEnabledFor(20):
-            return
         cycle = self.cycle
         client = cycle.scope["client"] if cycle is not None else self.client  # as a trusted proxy said
-        access_logger.info('%s - "WebSocket %s" %d', format_client(client), self._target, status)
+        log_websocket(self.config, client, self._target, status)
 
     # -- helpers -------------------------------------------------------------------------------
 

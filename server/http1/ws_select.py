@@ -13,7 +13,7 @@ from treadle.server.observe.logging import error_logger
 
 WS_MODES = ("auto", "wsproto", "none")
 
-Upgrader = Callable[[Any, Any, "list[tuple[bytes, bytes]]"], None]
+Upgrader = Callable[[Any, Any], None]  # (the HTTP/1.1 connection, its request head)
 
 
 def websocket_upgrader(mode: str) -> Upgrader | None:

@@ -38,15 +38,6 @@ LOGGING_CONFIG: dict[str, Any] = {
 }
 
 
-def format_client(client: tuple[str, int] | None) -> str:
-    """``host:port`` as log lines show a client; an IPv6 host in brackets (RFC 3986 3.2.2),
-    so that its last group is not read as the port ("[2001:db8::1]:0", not "2001:db8::1:0")."""
-    if not client:
-        return "-"
-    host = client[0]
-    return f"[{host}]:{client[1]}" if ":" in host else f"{host}:{client[1]}"
-
-
 def configure_logging(
     log_level: str | int | None = "info", log_config: str | dict | None = None, access_log: bool = True
 ) -> None:

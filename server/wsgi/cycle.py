@@ -1,4 +1,4 @@
-"""WSGI apps on the worker pool: ``WsgiRunner`` starts a ``WsgiCycle`` per request.
+"""One WSGI request on the worker pool: the ``WsgiCycle`` (``WsgiRunner`` starts one per request).
 
 A cycle has two halves, grouped below by the thread that runs them (waitress's lesson):
 the reactor half is what the connection sees (``feed_body``, ``disconnect``, the
@@ -23,28 +23,38 @@ leaves wakes it too, and its next ``write()`` or iteration step raises
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 import threading
+from enum import IntEnum
 from typing import Any, Iterable
 
-from treadle.server.asgi.http import BODY, DONE, START, Channel, ClientDisconnected
+from treadle.server.exchange import Channel, ClientDisconnected, ResponseState
 from treadle.server.observe.logging import error_logger
-from treadle.server.types import Receive, Scope, Send
+from treadle.server.types import Scope
 from treadle.server.wsgi.environ import build_environ
-from treadle.server.wsgi.handoff import Inbox
+from treadle.server.wsgi.file_wrapper import FileWrapper
 from treadle.server.wsgi.input import WsgiInput
-from treadle.server.wsgi.pool import WorkerPool
 
 HIGH_WATER = 64 * 1024  # bytes handed to the reactor and not yet written, before write() blocks
 
-_MORE, _COMPLETE, _FAILED, _GONE = 0, 1, 2, 3  # how the worker ended (or not yet)
+START, BODY, TRAILERS, DONE = ResponseState
+
+
+class WorkerEnd(IntEnum):
+    """How the worker ended the request it ran (or that it has not yet)."""
+
+    MORE = 0  # still producing: more of the response may follow
+    COMPLETE = 1  # the app returned and its iterable is closed: the response is whole
+    FAILED = 2  # the app raised: a 500, or a response cut short
+    GONE = 3  # the client left (or the server stopped the worker): nothing more to send
+
+
+_MORE, _COMPLETE, _FAILED, _GONE = WorkerEnd
 _status_line = re.compile(r"([2-5][0-9][0-9]) [^\r\n\x00]*").fullmatch
 
 # The (str, str) header tuples an app sends on every response, checked and encoded once:
 # the connection then finds the encoded pair among the field lines it has rendered before
-# (server/http11.py). Bounded, as apps may send unique values (cookies, etags).
+# (server/http1/connection.py). Bounded, as apps may send unique values (cookies, etags).
 _ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 _MAX_ENCODED = 512
 
@@ -64,81 +74,6 @@ def _encode_header(header: Any) -> tuple[bytes, bytes]:
     if len(_ENCODED) < _MAX_ENCODED and name.lower() != "content-length":
         _ENCODED[header] = pair
     return pair
-
-
-class FileWrapper:
-    """``wsgi.file_wrapper``: a file as an iterable of blocks.
-
-    When the app returns one wrapping a regular file, the server does not iterate it: the
-    reactor sends the rest of the file with ``os.sendfile`` (see ``WsgiCycle._respond``).
-    """
-
-    def __init__(self, filelike: Any, block_size: int = 8192) -> None:
-        self.filelike = filelike
-        self.block_size = block_size
-
-    def __iter__(self) -> Any:
-        read, size = self.filelike.read, self.block_size
-        while True:
-            block = read(size)
-            if not block:
-                return
-            yield block
-
-    def close(self) -> None:
-        if hasattr(self.filelike, "close"):
-            self.filelike.close()
-
-    def file_range(self) -> tuple[int, int] | None:
-        """(offset, count) of what is left of a regular file; None if it is not one."""
-        try:
-            fileno = self.filelike.fileno()
-            info = os.fstat(fileno)
-            offset = self.filelike.tell()
-        except (AttributeError, OSError, ValueError):
-            return None  # io.UnsupportedOperation is both an OSError and a ValueError
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        return offset, max(0, info.st_size - offset)
-
-
-class WsgiRunner:
-    """Starts WSGI requests on the pool; answers 503 when its queue is full (reactor thread).
-
-    Discussion: requests are submitted once per loop pass, after the pass's I/O callbacks,
-    not as each is parsed. A worker woken mid-pass wants the GIL at once, and takes it at
-    the reactor's next syscall (every send and recv releases it), so the reactor then waits
-    for the GIL at each of them; woken together at the end of the pass, the workers run while
-    the reactor polls. This cut the CPU time of a plaintext request by about a third.
-    """
-
-    __slots__ = ("app", "inbox", "pool", "_pending")
-
-    def __init__(self, app: Any, inbox: Inbox, pool: WorkerPool) -> None:
-        self.app = app
-        self.inbox = inbox
-        self.pool = pool
-        self._pending: list[WsgiCycle] = []
-
-    def start(self, scope: Scope, channel: Channel) -> WsgiCycle:
-        return WsgiCycle(self, scope, channel)
-
-    def enqueue(self, cycle: WsgiCycle) -> None:
-        """Hand a cycle to the pool at the end of this loop pass (see the class docstring)."""
-        self._pending.append(cycle)
-        if len(self._pending) == 1:
-            self.inbox.loop.call_soon(self._submit)
-
-    def _submit(self) -> None:
-        pending, self._pending = self._pending, []
-        for cycle in pending:
-            if not self.pool.submit(cycle):
-                cycle.reject_busy()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Scopes other than HTTP (a WebSocket): WSGI cannot serve them, so refuse (403)."""
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1000})
 
 
 class WsgiCycle:
@@ -171,7 +106,7 @@ class WsgiCycle:
         "_gone",
     )
 
-    def __init__(self, runner: WsgiRunner, scope: Scope, channel: Channel) -> None:
+    def __init__(self, runner: Any, scope: Scope, channel: Channel) -> None:
         self.runner = runner
         self.app = runner.app
         self.inbox = runner.inbox

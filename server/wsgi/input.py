@@ -21,7 +21,7 @@ import sys
 import threading
 from typing import Callable, Iterator
 
-from treadle.server.asgi.http import ClientDisconnected
+from treadle.server.exchange import ClientDisconnected
 
 
 class WsgiInput:

@@ -1,17 +1,15 @@
-"""The server side of one HTTP/1.1 connection, sans I/O: bytes in, events out; responses in, bytes out.
+"""The receiving side of one HTTP/1.1 server connection, sans I/O: bytes in, events out.
 
-The life cycle mirrors h11's server role. The client's side::
+The client's side of h11's server role::
 
-    IDLE --Request--> BODY --EndOfMessage--> DONE --start_next_cycle()--> IDLE
+    IDLE --Request--> BODY --EndOfMessage--> DONE --next_request()--> IDLE
       \\--(EOF between requests)--> CLOSED          any protocol error --> ERROR
 
-and ours::
-
-    IDLE --send_response(>=200)--> BODY --send_end()--> DONE --start_next_cycle()--> IDLE
-
-While the client's side is DONE, ``next_event()`` returns ``PAUSED`` and leaves pipelined
-bytes unparsed in the buffer (h11's flow control): the next request is not even looked at
-until the current exchange is over, so a server never holds two requests of one connection.
+Responses are not this object's business: the connection renders them
+(server/http1/writer.py) and calls ``next_request()`` once the exchange is over. While the
+client's side is DONE, ``next_event()`` returns ``PAUSED`` and leaves pipelined bytes
+unparsed in the buffer (h11's flow control): the next request is not even looked at until
+the current exchange is over, so a server never holds two requests of one connection.
 
 Discussion — the buffer: received bytes are kept as one ``bytes`` plus a read position, so a
 request that arrives in one ``recv`` (the common case) is parsed in place and a body that
@@ -39,7 +37,6 @@ from treadle.server.http1.fastparse.events import (
     _Sentinel,
 )
 from treadle.server.http1.fastparse.head import crlf_terminated, parse_fields, parse_request_head
-from treadle.server.http1.fastparse.writer import ResponseWriter
 
 Event = Union[Request, Data, EndOfMessage, ConnectionClosed, _Sentinel]
 
@@ -52,7 +49,7 @@ _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS = range(5)
 DEFAULT_MAX_HEAD_SIZE = 16 * 1024
 
 
-class ServerConnection(ResponseWriter):
+class ServerConnection:
     """One connection's HTTP/1.1 state machine, server role.
 
     ``max_head_size`` bounds every piece we must buffer before it yields an event: the
@@ -62,8 +59,8 @@ class ServerConnection(ResponseWriter):
     """
 
     def __init__(self, max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> None:
-        super().__init__()
         self.max_head_size = max_head_size
+        self.they_are_waiting_for_100_continue = False  # as h11: no body byte yet, and asked
         self.their_state = IDLE
         self._buf = b""  # unconsumed input is self._buf[self._pos:]
         self._pos = 0
@@ -115,22 +112,15 @@ class ServerConnection(ResponseWriter):
             raise
         raise RemoteProtocolError("cannot receive after a protocol error")
 
-    def start_next_cycle(self) -> None:
-        """Both sides are done and the connection is kept alive: expect the next request."""
-        if self.their_state != DONE or self.our_state != DONE:
-            raise LocalProtocolError("start_next_cycle() before both request and response are complete")
-        if not self.keep_alive:
-            raise LocalProtocolError("start_next_cycle() on a connection that must close")
-        self.next_request()
-
-    def next_request(self) -> None:
-        """``start_next_cycle`` for a server that renders responses itself, and so never
-        tells this object it sent one: the request is complete, expect the next."""
+    def next_request(self) -> bool:
+        """The exchange is over and the connection is kept alive: expect the next request
+        (h11's ``start_next_cycle``, minus the response side, which is not ours to track).
+        True if bytes of it are buffered already (pipelining)."""
         if self.their_state != DONE:
             raise LocalProtocolError("next_request() before the request is complete")
         self.their_state = IDLE
-        self.our_state = IDLE
         self._search = self._pos
+        return len(self._buf) > self._pos
 
     # -- the head -------------------------------------------------------------------------
 
@@ -166,7 +156,7 @@ class ServerConnection(ResponseWriter):
         else:
             self._mode = _LENGTH
             self._left = request.content_length or 0
-        self._on_request(request)
+        self.they_are_waiting_for_100_continue = request.expect_continue
         return request
 
     def _head_too_large(self, buf: bytes, pos: int) -> RemoteProtocolError:

@@ -1,0 +1,88 @@
+"""The ASGI scope of a request or a WebSocket handshake, whatever wire protocol carried it.
+
+A connection parses the request (HTTP/1.1 today; an HTTP/2 stream would too) and hands the
+parts here, so every protocol makes the same scope: the same path decoding and ``root_path``
+rule (server/target.py), the same keys, the same extensions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from treadle.server.target import split_target
+from treadle.server.types import Scope
+
+# 2.4: the spec revision in which send() on a closed connection raises an OSError subclass
+# (ClientDisconnected, server/exchange.py), and websocket.disconnect carries a reason.
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+
+
+def http_scope(
+    method: bytes,
+    target: bytes,
+    http_version: str,
+    headers: list[tuple[bytes, bytes]],
+    tls: bool,
+    client: tuple[str, int] | None,
+    server: tuple[str, int] | None,
+    config: Any,
+    lifespan_state: dict[str, Any],
+) -> Scope | None:
+    """An ``http`` scope; None if the target lies outside ``--root-path`` (which the request
+    was to keep: a 404)."""
+    root_path = config.root_path
+    split = split_target(target, root_path, config.root_path_kept)
+    if split is None:
+        return None
+    path, raw_path, query = split
+    return {
+        "type": "http",
+        "asgi": ASGI_VERSION.copy(),
+        "http_version": http_version,
+        "method": method.decode("ascii"),
+        "scheme": "https" if tls else "http",
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": root_path,
+        "headers": headers,
+        "client": client,
+        "server": server,
+        "state": lifespan_state.copy(),
+        "extensions": {"http.response.trailers": {}, "http.response.zerocopysend": {}},
+    }
+
+
+def websocket_scope(
+    target: bytes,
+    http_version: str,
+    headers: list[tuple[bytes, bytes]],
+    tls: bool,
+    client: tuple[str, int] | None,
+    server: tuple[str, int] | None,
+    subprotocols: list[str],
+    config: Any,
+    lifespan_state: dict[str, Any],
+) -> Scope | None:
+    """A ``websocket`` scope; None if the target lies outside a kept ``--root-path``."""
+    root_path = config.root_path
+    split = split_target(target, root_path, config.root_path_kept)
+    if split is None:
+        return None
+    path, raw_path, query = split
+    return {
+        "type": "websocket",
+        "asgi": ASGI_VERSION.copy(),
+        "http_version": http_version,
+        "scheme": "wss" if tls else "ws",
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": root_path,
+        "headers": headers,
+        "client": client,
+        "server": server,
+        "subprotocols": subprotocols,
+        "state": lifespan_state.copy(),
+        "extensions": {"websocket.http.response": {}},
+    }

@@ -1,0 +1,34 @@
+"""The named states of an HTTP/1.1 connection and of its one timer.
+
+::
+
+    IDLE --head--> RECEIVING --end of body--> RESPONDING --response done--> IDLE (keep-alive)
+                       \\--response done first--> DISCARDING --end of body--> IDLE
+    any --error, close, Connection: close, WebSocket upgrade--> CLOSED
+
+Both are compared on every request, so the connection binds the members to module names.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class State(IntEnum):
+    """Where the connection is in carrying an exchange."""
+
+    IDLE = 0  # no request in flight: waiting for a head (or idle between requests)
+    RECEIVING = 1  # a request is in flight and its body is still arriving
+    RESPONDING = 2  # the whole request is in; its response is being produced
+    DISCARDING = 3  # the response is done; the rest of the body is read and dropped
+    CLOSED = 4  # closed, closing (lingering), or handed over to a WebSocket
+
+
+class Deadline(IntEnum):
+    """Which deadline the connection's one timer is armed for (server/http1/timers.py)."""
+
+    NONE = 0
+    REQUEST_HEAD = 1  # from accept, or from a head's first byte, until the head is complete
+    KEEP_ALIVE = 2  # idle between requests
+    LINGER = 3  # draining input after an early response, before closing
+    REQUEST_BODY = 4  # the next body byte the client owes
