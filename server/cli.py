@@ -9,15 +9,20 @@ import argparse
 import sys
 from typing import NoReturn, Sequence
 
-from treadle.server.apps.interface import INTERFACES
-from treadle.server.apps.mount import normalize_prefix
+from treadle.server.config import Config
 from treadle.server.config.envfile import EnvFileError
 from treadle.server.config.files import ConfigFileError, apply_file_and_env
-from treadle.server.config import HTTP_ENGINES, LIFESPAN_MODES, LOG_LEVELS, Config
 from treadle.server.config.production_flags import add_production_arguments, production_options
-from treadle.server.http1.ws_select import WS_MODES
+from treadle.server.config.rules import (
+    HTTP_ENGINES,
+    INTERFACES,
+    LIFESPAN_MODES,
+    LOG_LEVELS,
+    ROOT_PATH_MODES,
+    WS_MODES,
+    normalize_prefix,
+)
 from treadle.server.process.supervisor import serve
-from treadle.server.target import ROOT_PATH_MODES
 
 DEMO_APP = "treadle.server.apps.demo:app"
 

@@ -10,18 +10,18 @@ import os
 import ssl
 from typing import Any, Sequence
 
-from treadle.server.apps.cors_policy import check_credentials
 from treadle.server.apps.importer import load_app
-from treadle.server.apps.interface import INTERFACES
-from treadle.server.apps.mount import normalize_prefix
 from treadle.server.config.envfile import load_env_file
-from treadle.server.http1.ws_select import WS_MODES
-from treadle.server.target import ROOT_PATH_MODES
+from treadle.server.config.rules import (
+    HTTP_ENGINES,
+    INTERFACES,
+    LIFESPAN_MODES,
+    ROOT_PATH_MODES,
+    WS_MODES,
+    check_credentials,
+    normalize_prefix,
+)
 from treadle.server.tls import create_ssl_context
-
-LIFESPAN_MODES = ("auto", "on", "off")
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
-HTTP_ENGINES = ("h11", "fast")
 
 
 class Config:

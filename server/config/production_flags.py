@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from treadle.server.tls import parse_cert_reqs
+from treadle.server.config.rules import comma_list, parse_cert_reqs
 
 # dest names, in the order Config takes them
 OPTIONS = (
@@ -52,10 +52,6 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return number
-
-
-def _comma_list(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def add_production_arguments(p: argparse.ArgumentParser) -> None:
@@ -113,14 +109,14 @@ def add_production_arguments(p: argparse.ArgumentParser) -> None:
     )
     cors.add_argument(
         "--cors-allow-methods",
-        type=_comma_list,
+        type=comma_list,
         default=["GET", "HEAD", "POST"],
         metavar="METHODS",
         help="comma-separated methods cross-origin requests may use ('*' for any)",
     )
     cors.add_argument(
         "--cors-allow-headers",
-        type=_comma_list,
+        type=comma_list,
         default=[],
         metavar="HEADERS",
         help="comma-separated request headers cross-origin requests may send ('*' for any)",
