@@ -20,11 +20,27 @@ import ssl
 from asyncio import sslproto
 from typing import Any, Callable
 
+from treadle.server.config import Config
 from treadle.server.observe.logging import error_logger
 
 
 class TLSConfigError(Exception):
     """The certificate, key, CA file or cipher string could not be used."""
+
+
+def server_ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The context the ``ssl_*`` options describe (``TLSConfigError`` if unusable); None
+    without a certificate."""
+    if not config.ssl_certfile:
+        return None
+    return create_ssl_context(
+        config.ssl_certfile,
+        config.ssl_keyfile,
+        config.ssl_keyfile_password,
+        config.ssl_ca_certs,
+        config.ssl_cert_reqs,
+        config.ssl_ciphers,
+    )
 
 
 def create_ssl_context(

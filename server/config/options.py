@@ -1,7 +1,8 @@
 """Every tunable of the server, with its default, in one place (waitress's lesson).
 
-A ``Config`` is plain data plus ``load()``, which resolves the application. The CLI builds
-one from flags, ``treadle.run(app, **options)`` from keywords; nothing else reads options.
+A ``Config`` is plain data: the CLI builds one from flags, ``treadle.run(app, **options)``
+from keywords; nothing else reads options. Loading the app is ``apps/``'s business
+(``AppSet``), building the TLS context ``tls.py``'s.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import os
 import ssl
 from typing import Any, Sequence
 
-from treadle.server.apps.importer import load_app
-from treadle.server.config.envfile import load_env_file
 from treadle.server.config.rules import (
     HTTP_ENGINES,
     INTERFACES,
@@ -21,7 +20,6 @@ from treadle.server.config.rules import (
     check_credentials,
     normalize_prefix,
 )
-from treadle.server.tls import create_ssl_context
 
 
 class Config:
@@ -181,7 +179,6 @@ class Config:
         self.reload_includes = list(reload_includes)
         self.reload_excludes = list(reload_excludes)
         self.env_file = env_file
-        self._ssl_context: ssl.SSLContext | None = None
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
         if workers > 1 and stats_port:
@@ -204,29 +201,6 @@ class Config:
         self.ws_ping_interval = ws_ping_interval or None
         self.ws_ping_timeout = ws_ping_timeout or None
         self.ws_per_message_deflate = ws_per_message_deflate
-        self.loaded_app: Any = None
-
-    def load(self) -> Any:
-        """Resolve the application (import string, ``--factory``, ``--app-dir``) once, after
-        applying ``--env-file`` so the app's modules see its variables."""
-        if self.loaded_app is None:
-            if self.env_file is not None:
-                load_env_file(self.env_file)
-            self.loaded_app = load_app(self.app, self.app_dir, self.factory)
-        return self.loaded_app
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS context, built once (``TLSConfigError`` if unusable); None without a certificate."""
-        if self._ssl_context is None and self.ssl_certfile:
-            self._ssl_context = create_ssl_context(
-                self.ssl_certfile,
-                self.ssl_keyfile,
-                self.ssl_keyfile_password,
-                self.ssl_ca_certs,
-                self.ssl_cert_reqs,
-                self.ssl_ciphers,
-            )
-        return self._ssl_context
 
     def encoded_headers(self) -> list[tuple[bytes, bytes]]:
         """The ``--header`` pairs as the lowercase-name byte pairs they are sent as."""
