@@ -1,7 +1,9 @@
-"""Every option of the server, declared once, and the readers that fill them: command line, TOML
-file, TREADLE_* variables, --env-file.
+"""Every option of the server, declared once (``options.py``), and what is made from the
+declarations: the command line (``flags.py``), config files and ``TREADLE_*`` variables
+(``files.py``); plus ``--env-file`` (``envfile.py``).
 
-The values options may take, and the rules about them other parts share, are in ``rules.py``.
+A leaf: it imports nothing else of the server, so every part may import it. The values
+options may take, and the rules about them other parts share, are in ``rules.py``.
 """
 
 from treadle.server.config.options import Config

@@ -24,7 +24,7 @@ CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": s
 def parse_cert_reqs(value: str | int) -> int:
     """``none``/``optional``/``required``, or the ``ssl.CERT_*`` number (0, 1, 2) as uvicorn takes it."""
     if isinstance(value, int) and value in CERT_REQS.values():
-        return int(value)
+        return value
     text = str(value).strip().lower()
     if text in CERT_REQS:
         return CERT_REQS[text]
