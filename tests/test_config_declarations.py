@@ -4,7 +4,10 @@ docs, and the docs' option tables say the declared defaults."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,18 @@ def _mentions(text: str, flag: str) -> bool:
 @pytest.mark.parametrize("flag", sorted(FLAGS))
 def test_every_option_is_documented(flag):
     assert any(_mentions(path.read_text(), flag) for path in DOCS), f"{flag} is in no doc"
+
+
+def test_help_shows_every_flag_in_its_group():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "treadle", "--help"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    missing = [flag for flag in FLAGS if not _mentions(done.stdout, flag)]
+    assert not missing, f"not in --help: {missing}"
+    sections = re.findall(r"^(\S[^\n]*):$", done.stdout, re.MULTILINE)
+    groups = [group for group in dict.fromkeys(declared.group for declared in OPTIONS) if group is not None]
+    assert sections[-len(groups) :] == groups  # in declaration order, after the general options
 
 
 def _table_rows() -> list[tuple[str, list[str], str]]:
