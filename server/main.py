@@ -34,7 +34,7 @@ from treadle.server.observe.logging import configure_logging, error_logger
 from treadle.server.observe.observer import Observer
 from treadle.server.process.sockets import bind_sockets, describe, remove_unix_socket
 from treadle.server.state import ServerState
-from treadle.server.tls import TLSConfigError, tls_protocol_factory
+from treadle.server.tls import TLSConfigError, server_ssl_context, tls_protocol_factory
 
 LEFTOVER_TASKS_TIMEOUT = 5.0  # for tasks to finish once cancelled (phases 4 and 6)
 
@@ -52,11 +52,17 @@ class StartupError(Exception):
 
 
 class Server:
-    def __init__(self, config: Config, sockets: list[socket.socket] | None = None) -> None:
-        """``sockets``: listening sockets to serve instead of binding (a supervisor's, gunicorn's)."""
+    def __init__(
+        self,
+        config: Config,
+        sockets: list[socket.socket] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """``sockets``: listening sockets to serve instead of binding (a supervisor's, gunicorn's);
+        ``ssl_context``: the TLS context to serve with instead of building one (a supervisor's)."""
         self.config = config
         self._given_sockets = sockets
-        self._ssl_context: ssl.SSLContext | None = None
+        self._ssl_context = ssl_context
         self.loop: asyncio.AbstractEventLoop | None = None
         self.state: ServerState | None = None
         self.observer: Observer | None = None
@@ -96,7 +102,7 @@ class Server:
         except EnvFileError as exc:
             raise StartupError(str(exc))
         try:
-            self._ssl_context = config.ssl_context()
+            self._ssl_context = self._ssl_context or server_ssl_context(config)
         except TLSConfigError as exc:
             raise StartupError(str(exc))
         self.sockets = self._given_sockets or bind_sockets(config)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from urllib.parse import unquote_to_bytes
 
-ROOT_PATH_MODES = ("stripped", "kept")
-
 
 def split_target(target: bytes, root_path: str, kept: bool = False) -> tuple[str, bytes, bytes] | None:
     """``(path, raw_path, query_string)`` for a request-target, with ``root_path`` prefixed

@@ -20,23 +20,27 @@ import ssl
 from asyncio import sslproto
 from typing import Any, Callable
 
+from treadle.server.config import Config
 from treadle.server.observe.logging import error_logger
-
-CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
 
 class TLSConfigError(Exception):
     """The certificate, key, CA file or cipher string could not be used."""
 
 
-def parse_cert_reqs(value: str | int) -> int:
-    """``none``/``optional``/``required``, or the ``ssl.CERT_*`` number (0, 1, 2) as uvicorn takes it."""
-    text = str(value).strip().lower()
-    if text in CERT_REQS:
-        return CERT_REQS[text]
-    if text in ("0", "1", "2"):
-        return int(text)
-    raise ValueError(f"expected one of none, optional, required (or 0, 1, 2), got {value!r}")
+def server_ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The context the ``ssl_*`` options describe (``TLSConfigError`` if unusable); None
+    without a certificate."""
+    if not config.ssl_certfile:
+        return None
+    return create_ssl_context(
+        config.ssl_certfile,
+        config.ssl_keyfile,
+        config.ssl_keyfile_password,
+        config.ssl_ca_certs,
+        config.ssl_cert_reqs,
+        config.ssl_ciphers,
+    )
 
 
 def create_ssl_context(

@@ -24,6 +24,7 @@ from treadle.server.apps.mount import Mounts, Runner, not_found
 from treadle.server.asgi.lifespan_group import LifespanGroup
 from treadle.server.asgi.runner import AsgiRunner
 from treadle.server.config import Config
+from treadle.server.config.envfile import load_env_file
 from treadle.server.state import ServerState
 from treadle.server.wsgi.handoff import Inbox
 from treadle.server.wsgi.pool import WorkerPool
@@ -34,12 +35,14 @@ _INTERFACE_NAMES = {"asgi3": "ASGI 3", "asgi2": "ASGI 2", "wsgi": "WSGI"}
 
 class AppSet:
     def __init__(self, config: Config) -> None:
-        """Load and classify the main app and every mount (``ImportFromStringError`` or
-        ``InterfaceError`` if one cannot be)."""
+        """Apply ``--env-file``, then load and classify the main app and every mount
+        (``EnvFileError``; ``ImportFromStringError`` or ``InterfaceError`` if one cannot be)."""
         self.config = config
+        if config.env_file is not None:
+            load_env_file(config.env_file)  # first, so the apps' modules see its variables
         self.main: tuple[str, Any] | None = None
         if config.app is not None:
-            self.main = _classify(config.load(), config.interface)
+            self.main = _classify(load_app(config.app, config.app_dir, config.factory), config.interface)
         self.mounts = [_load_mount(config, *mount) for mount in config.mounts]
         self.pool: WorkerPool | None = None
         self.inbox: Inbox | None = None  # the workers' way back to the loop, shared by every WSGI app

@@ -13,8 +13,8 @@ Follows the Fetch standard's CORS protocol (https://fetch.spec.whatwg.org/#http-
 - Responses that depend on the origin carry ``Vary: Origin``, so caches keep them apart.
 - CORS-safelisted methods (GET, HEAD, POST) and request headers (Accept, Accept-Language,
   Content-Language, Content-Type) are always allowed, as browsers do not ask for them.
-- Credentials never go with the ``*`` wildcard (the standard forbids it); ``Config`` refuses
-  that combination.
+- Credentials never go with the ``*`` wildcard (the standard forbids it): ``Config`` refuses
+  that combination (``config.rules.check_credentials``), and so does the policy.
 
 Headers here are ``(name, value)`` pairs of ``str`` (WSGI's native form) with lowercase
 names (ASGI's); the ASGI middleware encodes at its edge, so both answer with the same lines.
@@ -24,20 +24,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from treadle.server.config.rules import check_credentials, comma_items
+
 SAFELISTED_METHODS = frozenset({"GET", "HEAD", "POST"})
 SAFELISTED_HEADERS = frozenset({"accept", "accept-language", "content-language", "content-type"})
-
-
-def _items(values: Iterable[str]) -> list[str]:
-    """Options may be repeated or comma-separated: ``--cors-allow-methods GET,PUT``."""
-    return [item.strip() for value in values for item in value.split(",") if item.strip()]
-
-
-def check_credentials(origins: Iterable[str], allow_credentials: bool) -> None:
-    """Refuse credentials with the ``*`` origin: a credentialed response may not say ``*``,
-    and echoing any origin instead would hand every site the user's cookies."""
-    if allow_credentials and "*" in _items(origins):
-        raise ValueError("CORS credentials cannot be allowed for origin '*': list the origins")
 
 
 class CORSPolicy:
@@ -49,9 +39,10 @@ class CORSPolicy:
         allow_credentials: bool = False,
         max_age: int = 600,
     ) -> None:
-        origins = _items(allow_origins)
-        methods = [m.upper() for m in _items(allow_methods)]
-        headers = [h.lower() for h in _items(allow_headers)]
+        # Options may be repeated or comma-separated: ``--cors-allow-methods GET,PUT``.
+        origins = comma_items(allow_origins)
+        methods = [m.upper() for m in comma_items(allow_methods)]
+        headers = [h.lower() for h in comma_items(allow_headers)]
         self.any_origin = "*" in origins
         self.any_method = "*" in methods
         self.any_header = "*" in headers

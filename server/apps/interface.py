@@ -22,8 +22,6 @@ from typing import Any
 
 from treadle.server.types import Receive, Scope, Send
 
-INTERFACES = ("auto", "asgi", "asgi3", "asgi2", "wsgi")  # "asgi": ASGI 3
-
 
 class InterfaceError(Exception):
     """The app's interface cannot be determined (or is not one we serve)."""

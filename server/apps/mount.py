@@ -29,14 +29,6 @@ class Runner(Protocol):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
 
-def normalize_prefix(prefix: str) -> str:
-    """``"/api/"`` → ``"/api"``; refuses what cannot be a mount point."""
-    stripped = prefix.rstrip("/")
-    if not prefix.startswith("/") or not stripped:
-        raise ValueError(f"A mount prefix must start with '/' and not be '/' itself, got {prefix!r}.")
-    return stripped
-
-
 class Mounts:
     __slots__ = ("routes", "default")
 

@@ -22,16 +22,17 @@ import sys
 from typing import Any, Mapping, Sequence
 
 from treadle.server.config.envfile import load_env_file
+from treadle.server.config.options import OPTIONS
+from treadle.server.config.spec import ENV_PREFIX, Option
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
-ENV_PREFIX = "TREADLE_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_NOT_IN_FILES = {"help", "config"}  # meaningless in a file (and --config would recurse)
+_BY_KEY = {declared.key: declared for declared in OPTIONS}
 
 
 class ConfigFileError(Exception):
@@ -54,8 +55,8 @@ def apply_file_and_env(parser: argparse.ArgumentParser, argv: Sequence[str]) -> 
     env_file = given.env_file or os.environ.get(ENV_PREFIX + "ENV_FILE") or parser.get_default("env_file")
     if env_file:
         load_env_file(env_file)
-    for key, value in env_options(parser, os.environ).items():
-        apply_defaults(parser, {key: value}, ENV_PREFIX + key.upper())
+    for key, value in env_options(os.environ).items():
+        apply_defaults(parser, {key: value}, _BY_KEY[key].env_name)
 
 
 def read_config_file(path: str | None) -> tuple[str | None, dict[str, Any]]:
@@ -82,70 +83,48 @@ def _load_toml(path: str) -> dict[str, Any]:
         raise ConfigFileError(f"Invalid TOML in config file {path}: {exc}")
 
 
-def env_options(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> dict[str, Any]:
-    """The ``TREADLE_*`` variables that name one of ``parser``'s options (others are ignored:
-    the environment is shared with the app, which may use the prefix for its own settings)."""
-    known = _options_by_key(parser)
-    options = {}
-    for name, value in environ.items():
-        key = name[len(ENV_PREFIX) :].lower()
-        if name.startswith(ENV_PREFIX) and key.replace("_", "-") in known:
-            options[key] = value
-    return options
+def env_options(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``TREADLE_*`` variables that name an option, by key (others are ignored: the
+    environment is shared with the app, which may use the prefix for its own settings)."""
+    return {declared.key: environ[declared.env_name] for declared in OPTIONS if declared.env_name in environ}
 
 
 def apply_defaults(parser: argparse.ArgumentParser, options: Mapping[str, Any], source: str) -> None:
     """Make ``options`` (from ``source``) the parser's defaults; raise ``ConfigFileError`` on
     an unknown key or an invalid value."""
-    known = _options_by_key(parser)
     defaults = {}
     for key, value in options.items():
-        action = known.get(str(key).replace("_", "-"))
-        if action is None:
+        declared = _BY_KEY.get(str(key).replace("_", "-"))
+        if declared is None:
             raise ConfigFileError(f"{source}: unknown option {key!r}")
         try:
-            defaults[action.dest] = _convert(action, value)
+            defaults[declared.name] = _convert(declared, value)
         except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
             raise ConfigFileError(f"{source}: invalid value {value!r} for {key!r}: {exc}")
     parser.set_defaults(**defaults)
 
 
-def _options_by_key(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    keys: dict[str, argparse.Action] = {}
-    for action in parser._actions:  # argparse has no public way to list them
-        if not action.option_strings:
-            keys[action.dest.replace("_", "-")] = action  # the positional APP
-        for option in action.option_strings:
-            name = option[2:]
-            if option.startswith("--") and not name.startswith("no-") and name not in _NOT_IN_FILES:
-                keys[name] = action
-    return keys
-
-
-def _convert(action: argparse.Action, value: Any) -> Any:
-    if action.nargs == 0:  # store_true / --flag/--no-flag
+def _convert(declared: Option, value: Any) -> Any:
+    if declared.switch:
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower()
         if text in _TRUE or text in _FALSE:
             return text in _TRUE
         raise ValueError("expected true or false")
-    if isinstance(action, argparse._AppendAction):
+    if declared.repeat:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list):
             items = [items]
-        return [_scalar(action, item.strip() if isinstance(item, str) else item) for item in items]
+        return [_scalar(declared, item.strip() if isinstance(item, str) else item) for item in items]
     if isinstance(value, list):  # e.g. cors-allow-methods = ["GET", "PUT"] for a comma-list flag
         value = ",".join(map(str, value))
-    return _scalar(action, value)
+    return _scalar(declared, value)
 
 
-def _scalar(action: argparse.Action, value: Any) -> Any:
+def _scalar(declared: Option, value: Any) -> Any:
     if isinstance(value, (list, dict)):
         raise ValueError("expected a single value")
     if isinstance(value, bool):
         raise ValueError("expected a value, not a boolean")
-    converted = action.type(str(value)) if callable(action.type) else str(value)
-    if action.choices is not None and converted not in action.choices:
-        raise ValueError(f"expected one of {', '.join(map(str, action.choices))}")
-    return converted
+    return declared.convert(str(value))

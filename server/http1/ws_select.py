@@ -11,8 +11,6 @@ from typing import Any, Callable
 
 from treadle.server.observe.logging import error_logger
 
-WS_MODES = ("auto", "wsproto", "none")
-
 Upgrader = Callable[[Any, Any], None]  # (the HTTP/1.1 connection, its request head)
 
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -50,7 +51,7 @@ from treadle.server.main import EXIT_LOAD_ERROR, Server
 from treadle.server.observe.logging import configure_logging, error_logger
 from treadle.server.process.reload import make_watcher
 from treadle.server.process.sockets import bind_sockets, remove_unix_socket
-from treadle.server.tls import TLSConfigError
+from treadle.server.tls import TLSConfigError, server_ssl_context
 
 KILL_MARGIN = 5.0  # seconds past the graceful timeout before a stopping worker is killed
 TICK = 0.5  # longest sleep: how often deadlines and the file watcher are checked
@@ -83,6 +84,7 @@ class Supervisor:
         self.config = config
         self.watcher: Any = None  # with --reload: server.reload's watcher; a change reloads
         self.sockets: list[Any] = []
+        self.ssl_context: ssl.SSLContext | None = None  # the workers' (inherited by each fork)
         self.workers: dict[int, Worker] = {}
         self.current = 0  # the generation that serves
         self.generations = 0  # generations started so far (numbers are never reused)
@@ -100,7 +102,8 @@ class Supervisor:
         config = self.config
         configure_logging(config.log_level, config.log_config, config.access_log)
         try:
-            config.ssl_context()  # a bad certificate is reported once, here, not by each worker
+            # Built once, here: a bad certificate is reported once, not by each worker.
+            self.ssl_context = server_ssl_context(config)
             self.sockets = bind_sockets(config)
         except (OSError, TLSConfigError) as exc:
             error_logger.error("%s", exc)
@@ -307,7 +310,7 @@ class Supervisor:
                 os.close(fd)
             for other in self.workers.values():
                 os.close(other.ready_fd)
-            server = Server(self.config, self.sockets)
+            server = Server(self.config, self.sockets, self.ssl_context)
             server.on_retire = lambda: _write(report_fd, b"r")
 
             def ready() -> None:
