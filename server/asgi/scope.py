@@ -30,27 +30,12 @@ def http_scope(
 ) -> Scope | None:
     """An ``http`` scope; None if the target lies outside ``--root-path`` (which the request
     was to keep: a 404)."""
-    root_path = config.root_path
-    split = split_target(target, root_path, config.root_path_kept)
-    if split is None:
-        return None
-    path, raw_path, query = split
-    return {
-        "type": "http",
-        "asgi": ASGI_VERSION.copy(),
-        "http_version": http_version,
-        "method": method.decode("ascii"),
-        "scheme": "https" if tls else "http",
-        "path": path,
-        "raw_path": raw_path,
-        "query_string": query,
-        "root_path": root_path,
-        "headers": headers,
-        "client": client,
-        "server": server,
-        "state": lifespan_state.copy(),
-        "extensions": {"http.response.trailers": {}, "http.response.zerocopysend": {}},
-    }
+    scope = _scope("http", target, http_version, headers, "https" if tls else "http", client, server, config)
+    if scope is not None:
+        scope["method"] = method.decode("ascii")
+        scope["state"] = lifespan_state.copy()
+        scope["extensions"] = {"http.response.trailers": {}, "http.response.zerocopysend": {}}
+    return scope
 
 
 def websocket_scope(
@@ -65,16 +50,35 @@ def websocket_scope(
     lifespan_state: dict[str, Any],
 ) -> Scope | None:
     """A ``websocket`` scope; None if the target lies outside a kept ``--root-path``."""
+    scope = _scope("websocket", target, http_version, headers, "wss" if tls else "ws", client, server, config)
+    if scope is not None:
+        scope["subprotocols"] = subprotocols
+        scope["state"] = lifespan_state.copy()
+        scope["extensions"] = {"websocket.http.response": {}}
+    return scope
+
+
+def _scope(
+    kind: str,
+    target: bytes,
+    http_version: str,
+    headers: list[tuple[bytes, bytes]],
+    scheme: str,
+    client: tuple[str, int] | None,
+    server: tuple[str, int] | None,
+    config: Any,
+) -> Scope | None:
+    """The keys every scope of a request has."""
     root_path = config.root_path
     split = split_target(target, root_path, config.root_path_kept)
     if split is None:
         return None
     path, raw_path, query = split
     return {
-        "type": "websocket",
+        "type": kind,
         "asgi": ASGI_VERSION.copy(),
         "http_version": http_version,
-        "scheme": "wss" if tls else "ws",
+        "scheme": scheme,
         "path": path,
         "raw_path": raw_path,
         "query_string": query,
@@ -82,7 +86,4 @@ def websocket_scope(
         "headers": headers,
         "client": client,
         "server": server,
-        "subprotocols": subprotocols,
-        "state": lifespan_state.copy(),
-        "extensions": {"websocket.http.response": {}},
     }
