@@ -55,6 +55,10 @@ class Channel(Protocol):
     def want_body(self, cycle: Any) -> None:
         """The app is waiting for body: send 100 Continue if owed, resume reading."""
 
+    def send_early_hint(self, cycle: Any, headers: list[tuple[bytes, bytes]]) -> None:
+        """A 103 Early Hints response with these fields, before the response (if the client can
+        take one: not an HTTP/1.0 client); RuntimeError for an invalid field."""
+
     def send_file(self, cycle: Any, file: Any, offset: int, count: int) -> Awaitable[None]:
         """Send ``count`` bytes of ``file`` from ``offset`` as more body (zerocopysend)."""
 

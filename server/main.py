@@ -30,11 +30,14 @@ from treadle.server.config import Config
 from treadle.server.config.envfile import EnvFileError
 from treadle.server.http1.connection import Http1Connection
 from treadle.server.http1.ws_select import websocket_upgrader
+from treadle.server.http2.connection import Http2Connection
+from treadle.server.http2.upgrade import upgrade as h2c_upgrade
+from treadle.server.negotiate import Negotiator
 from treadle.server.observe.logging import configure_logging, error_logger
 from treadle.server.observe.observer import Observer
 from treadle.server.process.sockets import bind_sockets, describe, remove_unix_socket
 from treadle.server.state import ServerState
-from treadle.server.tls import TLSConfigError, server_ssl_context, tls_protocol_factory
+from treadle.server.tls import TLSConfigError, server_certificate, server_ssl_context, tls_protocol_factory
 
 LEFTOVER_TASKS_TIMEOUT = 5.0  # for tasks to finish once cancelled (phases 4 and 6)
 
@@ -108,7 +111,13 @@ class Server:
         self.sockets = self._given_sockets or bind_sockets(config)
         self.loop = create_loop(config.selector)
         self.state = ServerState(config)
-        self.state.ws_upgrade = websocket_upgrader(config.ws)
+        self.state.server_cert = server_certificate(config.ssl_certfile)
+        upgrades = self.state.upgrades
+        take_websocket = websocket_upgrader(config.ws)
+        if take_websocket is not None:
+            upgrades[b"websocket"] = take_websocket
+        if config.http2:
+            upgrades[b"h2c"] = h2c_upgrade
         try:
             self.observer = Observer(config, self.loop, self.state)  # binds --stats-port
         except OSError:
@@ -243,10 +252,16 @@ class Server:
         if apps.pool is not None:
             self.observer.pool_statistics = apps.pool.statistics  # the stats endpoint shows the WSGI pool
 
-        def protocol_factory() -> Http1Connection:
+        def http1() -> Http1Connection:
             return Http1Connection(config, state, runner, loop)
 
-        factory: Callable[[], asyncio.BaseProtocol] = protocol_factory
+        def http2() -> Http2Connection:
+            return Http2Connection(config, state, runner, loop)
+
+        def negotiator() -> Negotiator:
+            return Negotiator(http1, http2)
+
+        factory: Callable[[], asyncio.BaseProtocol] = negotiator if config.http2 else http1  # --http2
         if self._ssl_context is not None:
             factory = tls_protocol_factory(factory, self._ssl_context, config.ssl_handshake_timeout, loop)
         servers = [await loop.create_server(factory, sock=sock, backlog=config.backlog) for sock in self.sockets]

@@ -29,13 +29,17 @@ class ServerState:
         self.on_request_limit: Any = None  # called when total_requests reaches --limit-max-requests
         self.total_requests = 0
         self.stats = ServerStats()  # counters fed by the connections, read by --stats-port
-        # Takes a WebSocket upgrade over (server/http1/ws_select.py); None: upgrades are plain HTTP.
-        self.ws_upgrade: Any = None
+        # What takes an HTTP/1.1 request asking to Upgrade over, by protocol token: b"websocket"
+        # (server/http1/ws_select.py), b"h2c" (server/http2/upgrade.py). Set by the server; an
+        # upgrade to anything else is served as a plain request.
+        self.upgrades: dict[bytes, Any] = {}
+        self.server_cert: str | None = None  # PEM, for the ASGI TLS extension (server/tls.py)
         self._server_line = b"server: treadle\r\n" if config.server_header else b""
         self._extra_lines = b"".join(n + b": " + v + b"\r\n" for n, v in config.encoded_headers())
         self._date_second = -1
         # index: (app_sets_date << 1) | app_sets_server
         self._blocks = [b"", b"", b"", b""]
+        self._pairs: list[list[tuple[bytes, bytes]]] = [[], [], [], []]
 
     def count_request(self) -> None:
         """Count a request; the one that reaches ``--limit-max-requests`` calls ``on_request_limit``."""
@@ -51,6 +55,14 @@ class ServerState:
             self._render(now, second)
         return self._blocks[(app_has_date << 1) | app_has_server]
 
+    def default_header_pairs(self, app_has_date: bool, app_has_server: bool) -> list[tuple[bytes, bytes]]:
+        """The same fields as ``(name, value)`` pairs, for protocols that do not send lines (HTTP/2)."""
+        now = time.time()
+        second = int(now)
+        if second != self._date_second:
+            self._render(now, second)
+        return self._pairs[(app_has_date << 1) | app_has_server]
+
     def _render(self, now: float, second: int) -> None:
         self._date_second = second
         date = b"date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
@@ -58,3 +70,7 @@ class ServerState:
             date = b""
         server, extra = self._server_line, self._extra_lines
         self._blocks = [server + date + extra, date + extra, server + extra, extra]
+        self._pairs = [
+            [tuple(line.split(b": ", 1)) for line in block.split(b"\r\n") if line]  # type: ignore[misc]
+            for block in self._blocks
+        ]

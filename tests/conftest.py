@@ -103,6 +103,22 @@ def no_leftover_server_threads() -> Iterator[None]:
     wait_until(lambda: not [t for t in threading.enumerate() if t.name == "treadle-reactor"], timeout=10)
 
 
+@pytest.fixture(scope="session")
+def ca() -> Any:
+    """A throwaway certificate authority (trustme) for the TLS tests."""
+    import trustme
+
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def certs(ca: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Certificate files for 127.0.0.1 issued by ``ca`` (see tests/tls_support.py)."""
+    from tls_support import write_certs
+
+    return write_certs(ca, tmp_path_factory.mktemp("certs"))
+
+
 @pytest.fixture(params=HTTP_ENGINES)
 def http_engine(request: pytest.FixtureRequest) -> str:
     """Every test that starts a server runs once per HTTP/1.1 engine (--http h11 and fast)."""
@@ -112,6 +128,17 @@ def http_engine(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def serve(http_engine: str) -> Iterator[Callable[..., RunningServer]]:
     """``serve(app, **config_options)`` starts a server; all are stopped at teardown."""
+    yield from _servers(http_engine)
+
+
+@pytest.fixture
+def serve_once() -> Iterator[Callable[..., RunningServer]]:
+    """``serve``, once (with the default HTTP/1.1 engine): for tests the engine does not touch,
+    as HTTP/2's."""
+    yield from _servers("fast")
+
+
+def _servers(http_engine: str) -> Iterator[Callable[..., RunningServer]]:
     started: list[RunningServer] = []
 
     def start(app: Any, **options: Any) -> RunningServer:

@@ -51,7 +51,7 @@ def _table_rows() -> list[tuple[str, list[str], str]]:
         for line in path.read_text().splitlines():
             cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]  # not at \|
             if line.startswith("| `--") and len(cells) >= 3:
-                rows.append((path.name, re.findall(r"--[a-z][a-z-]*", cells[0]), cells[1]))
+                rows.append((path.name, re.findall(r"--[a-z][a-z0-9-]*", cells[0]), cells[1]))
     return rows
 
 

@@ -11,48 +11,12 @@ import time
 
 import httpx
 import pytest
-import trustme
 from conftest import wait_until
 from prod_apps import info
 from prod_support import Proc
+from tls_support import client_context, tls_options
 
 from treadle.server.tls import TLSConfigError, create_ssl_context
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def certs(ca, tmp_path_factory):
-    """Server certificate and key files for 127.0.0.1, the CA file, and a client certificate."""
-    directory = tmp_path_factory.mktemp("certs")
-    server_cert = ca.issue_cert("127.0.0.1", "localhost")
-    paths = {
-        "cert": directory / "server.pem",
-        "key": directory / "server.key",
-        "ca": directory / "ca.pem",
-        "client": directory / "client.pem",
-    }
-    server_cert.cert_chain_pems[0].write_to_path(paths["cert"])
-    for pem in server_cert.cert_chain_pems[1:]:
-        pem.write_to_path(paths["cert"], append=True)
-    server_cert.private_key_pem.write_to_path(paths["key"])
-    ca.cert_pem.write_to_path(paths["ca"])
-    ca.issue_cert("client@example.com").private_key_and_cert_chain_pem.write_to_path(paths["client"])
-    return {name: str(path) for name, path in paths.items()}
-
-
-def tls_options(certs, **extra):
-    return dict(ssl_certfile=certs["cert"], ssl_keyfile=certs["key"], **extra)
-
-
-def client_context(certs, client_cert: bool = False) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=certs["ca"])
-    if client_cert:
-        context.load_cert_chain(certs["client"])
-    return context
 
 
 def test_https_scope_scheme_and_alpn(serve, certs):
@@ -62,10 +26,15 @@ def test_https_scope_scheme_and_alpn(serve, certs):
     response = httpx.get(f"https://127.0.0.1:{running.port}/x", verify=context, timeout=5)
     assert response.status_code == 200
     assert json.loads(response.text)["scheme"] == "https"
+    context = client_context(certs, alpn=["h2", "http/1.1"])  # (httpx set its own ALPN on the last one)
     with socket.create_connection(("127.0.0.1", running.port), timeout=5) as raw:
         with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            assert tls.selected_alpn_protocol() == "http/1.1"
+            assert tls.selected_alpn_protocol() == "h2"  # HTTP/2 first, where the client offers it
             assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    http1_only = serve(info, http2=False, **tls_options(certs))
+    with socket.create_connection(("127.0.0.1", http1_only.port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.selected_alpn_protocol() == "http/1.1"
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")

@@ -178,6 +178,18 @@ class RequestCycle:
             count = os.fstat(file.fileno()).st_size - offset
         await self.channel.send_file(self, file, offset, count)
 
+    async def _send_path(self, message: Message) -> None:
+        """``http.response.pathsend``: the whole file at ``path`` (absolute, as the extension
+        says) is the rest of the body. Opened in the default executor: opening may block."""
+        path = message.get("path")
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise RuntimeError(f"'path' of 'http.response.pathsend' must be an absolute path, got {path!r}.")
+        file = await self.loop.run_in_executor(None, open, path, "rb")
+        try:
+            await self.channel.send_file(self, file, 0, os.fstat(file.fileno()).st_size)
+        finally:
+            file.close()
+
     async def send(self, message: Message) -> None:
         if (type(message) is not dict and not isinstance(message, Mapping)) or "type" not in message:
             raise RuntimeError(f"ASGI message must be a dict with a 'type' key, got {message!r}.")
@@ -190,6 +202,9 @@ class RequestCycle:
                 # The file's bytes go first; an empty body message then ends or continues the body.
                 await self._send_file(message)
                 mtype, message = "http.response.body", {"more_body": message.get("more_body", False)}
+            elif mtype == "http.response.pathsend":
+                await self._send_path(message)
+                mtype, message = "http.response.body", {}
             if mtype != "http.response.body":
                 raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{mtype}'.")
             body = message.get("body", b"")
@@ -210,6 +225,13 @@ class RequestCycle:
             if self.disconnected and more:
                 raise ClientDisconnected("The client disconnected.")
         elif state == START:
+            if mtype == "http.response.early_hint":
+                # A 103 Early Hints with these Link fields, before the response (RFC 8297).
+                links = message.get("links", ())
+                if not all(isinstance(link, (bytes, bytearray)) for link in links):
+                    raise RuntimeError(f"'links' of 'http.response.early_hint' must be bytes, got {links!r}.")
+                self.channel.send_early_hint(self, [(b"link", bytes(link)) for link in links])
+                return
             if mtype != "http.response.start":
                 raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{mtype}'.")
             status = message.get("status")

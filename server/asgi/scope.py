@@ -22,19 +22,27 @@ def http_scope(
     target: bytes,
     http_version: str,
     headers: list[tuple[bytes, bytes]],
-    tls: bool,
+    tls: dict[str, Any] | None,
     client: tuple[str, int] | None,
     server: tuple[str, int] | None,
     config: Any,
     lifespan_state: dict[str, Any],
 ) -> Scope | None:
     """An ``http`` scope; None if the target lies outside ``--root-path`` (which the request
-    was to keep: a 404)."""
+    was to keep: a 404). ``tls``: the connection's TLS extension (server/tls.py), None in the clear."""
     scope = _scope("http", target, http_version, headers, "https" if tls else "http", client, server, config)
     if scope is not None:
         scope["method"] = method.decode("ascii")
         scope["state"] = lifespan_state.copy()
-        scope["extensions"] = {"http.response.trailers": {}, "http.response.zerocopysend": {}}
+        extensions = {
+            "http.response.trailers": {},
+            "http.response.zerocopysend": {},
+            "http.response.pathsend": {},
+            "http.response.early_hint": {},
+        }
+        if tls is not None:
+            extensions["tls"] = tls.copy()
+        scope["extensions"] = extensions
     return scope
 
 
@@ -42,7 +50,7 @@ def websocket_scope(
     target: bytes,
     http_version: str,
     headers: list[tuple[bytes, bytes]],
-    tls: bool,
+    tls: dict[str, Any] | None,
     client: tuple[str, int] | None,
     server: tuple[str, int] | None,
     subprotocols: list[str],
@@ -55,6 +63,8 @@ def websocket_scope(
         scope["subprotocols"] = subprotocols
         scope["state"] = lifespan_state.copy()
         scope["extensions"] = {"websocket.http.response": {}}
+        if tls is not None:
+            scope["extensions"]["tls"] = tls.copy()
     return scope
 
 

@@ -33,6 +33,7 @@ from treadle.server.config.spec import Option, cert_reqs, header, limit, mount, 
 LIMITS = "limits and timeouts"
 APPS = "apps"
 WEBSOCKETS = "WebSockets"
+HTTP2 = "HTTP/2"
 OBSERVABILITY = "observability"
 SOCKETS = "sockets"
 TLS = "TLS (on when --ssl-certfile is given)"
@@ -138,6 +139,45 @@ class Config:
         20.0, "seconds a peer has to answer a ping before it is dropped (0: never dropped)", WEBSOCKETS, metavar="S"
     )
     ws_per_message_deflate: bool = option(True, "offer permessage-deflate compression", WEBSOCKETS)
+
+    # HTTP/2 (docs/http2.md): on by default, over TLS (ALPN) and in cleartext (prior knowledge,
+    # Upgrade: h2c). 100 concurrent streams: the RFC's recommended minimum, and what nginx, h2o
+    # and Go advertise. A stream's request-body window of 64 KiB is the protocol's default; the
+    # connection's is as large as all streams' together, so that a slow app holds back only its
+    # own stream (the bound on a connection's buffered request body is their product: 6.4 MiB).
+    # Budgets are per 10 s (a rate, not a total): a browser cancelling now and then never runs
+    # out, a Rapid Reset or PING flood does within a fraction of a second. nginx closes HTTP/2
+    # connections after 1,000 requests; 10,000 is as safe and reconnects less.
+    http2: bool = option(True, "serve HTTP/2 (ALPN h2 over TLS; prior knowledge and Upgrade: h2c in cleartext)", HTTP2)
+    h2_max_concurrent_streams: int = option(
+        100, "streams a client may have open at once (REFUSED_STREAM past it)", HTTP2, type=positive, metavar="N"
+    )
+    h2_stream_window: int = option(
+        65535, "bytes of request body a stream may have unread by its app", HTTP2, type=positive, metavar="BYTES"
+    )
+    h2_max_resets: int = option(
+        200,
+        "stream resets (sent by the client, or provoked from the server) allowed per 10 s, past which the "
+        "connection ends with GOAWAY ENHANCE_YOUR_CALM (Rapid Reset, MadeYouReset)",
+        HTTP2,
+        type=positive,
+        metavar="N",
+    )
+    h2_max_control_frames: int = option(
+        1000,
+        "PING, SETTINGS and PRIORITY frames allowed per 10 s, past which the connection ends with "
+        "GOAWAY ENHANCE_YOUR_CALM",
+        HTTP2,
+        type=positive,
+        metavar="N",
+    )
+    h2_max_requests: int | None = option(
+        10000,
+        "streams one connection carries before it asks the client to open another (GOAWAY; 0: no limit)",
+        HTTP2,
+        type=limit,
+        metavar="N",
+    )
 
     # Observability (server/observe/), all off by default. The stats endpoint has its own
     # port so it never mixes with the app's routes; trace_reactor is a file, or "-" for stderr.
@@ -317,6 +357,10 @@ class Config:
         self.stats_interval = self.stats_interval or None
         self.trace_reactor = self.trace_reactor or None
         self.limit_max_requests = self.limit_max_requests or None
+        self.h2_max_requests = self.h2_max_requests or None
+        for name in ("h2_max_concurrent_streams", "h2_stream_window", "h2_max_resets", "h2_max_control_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
         self.limit_request_body_size = self.limit_request_body_size or None
         self.limit_concurrency = self.limit_concurrency or None
         self.timeout_request_body = self.timeout_request_body or None

@@ -41,6 +41,7 @@ from treadle.server.http1.writer import (
 )
 from treadle.server.observe.logging import error_logger
 from treadle.server.state import ServerState
+from treadle.server.tls import tls_extension
 from treadle.server.waiters import wake
 
 HIGH_WATER = 64 * 1024
@@ -70,7 +71,7 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self.transport: Any = None
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
-        self.tls = False  # over TLS: scopes say "https"/"wss", WSGI says wsgi.url_scheme "https"
+        self.tls: dict[str, Any] | None = None  # over TLS: the ASGI TLS extension (server/tls.py)
         self.cycle: Exchange | None = None
         self._unstarted: Exchange | None = None  # the exchange whose app _handle_events starts
         self._state = _IDLE
@@ -100,7 +101,9 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         sock = transport.get_extra_info("sockname")
         if isinstance(sock, (tuple, list)) and len(sock) >= 2:
             self.server = (str(sock[0]), int(sock[1]))
-        self.tls = transport.get_extra_info("ssl_object") is not None
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:  # the ASGI TLS extension, the same for every request
+            self.tls = tls_extension(ssl_object, self.state.server_cert)
         self._set_timer(_HEAD_DEADLINE, self.config.timeout_request_header)
 
     def data_received(self, data: bytes) -> None:
@@ -256,21 +259,22 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self.cycle = self._unstarted = self.app.start(scope, self)
 
     def handle_upgrade(self, request: Request) -> bool:
-        """Hook for protocol upgrades (WebSocket): return True to take the request over.
+        """Protocol upgrades: True if the request was taken over.
 
-        A websocket upgrade, with WebSockets enabled (``--ws``), is handed to
-        server/http1/websocket.py with the transport and the bytes read past the request
-        head. Anything else declines, and the request is served as plain HTTP — which
-        RFC 9110 7.8 allows: a server may ignore an Upgrade header.
+        ``websocket`` (with ``--ws`` on) goes to server/http1/websocket.py and ``h2c`` (with
+        ``--http2``) to server/http2/upgrade.py, with the transport and the bytes read past
+        the request head; either may decline (an h2c request with a body). Anything else is
+        served as a plain request — RFC 9110 7.8 lets a server ignore an Upgrade header.
         """
-        take_over = self.state.ws_upgrade
-        if take_over is None or request.upgrade.lower() != b"websocket":
-            return False
-        self._state = _CLOSED  # this protocol is done: the transport now belongs to the websocket
+        take_over = self.state.upgrades.get(request.upgrade.strip().lower())
+        return take_over is not None and take_over(self, request)
+
+    def hand_over(self) -> None:
+        """Another protocol takes the transport over (a WebSocket, HTTP/2): this connection is
+        done with it, without closing it, and is no longer one the server waits for."""
+        self._state = _CLOSED
         self._drop_timer()
         self.state.connections.discard(self)
-        take_over(self, request)
-        return True
 
     def _on_data(self, data: bytes) -> None:
         cycle = self.cycle

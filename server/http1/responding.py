@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Iterable
 
 from treadle.server.exchange import Exchange, ResponseState
 from treadle.server.http1.states import State
-from treadle.server.http1.writer import CONTINUE, Framing, ResponseLengthError, is_event_stream
+from treadle.server.http1.writer import CONTINUE, Framing, ResponseLengthError, informational, is_event_stream
 from treadle.server.observe.access import log_request
 from treadle.server.observe.logging import error_logger
 
@@ -50,6 +50,11 @@ class Responder:
         if self._read_paused and cycle.body_size <= MAX_BUFFERED_BODY:
             self._resume_reading()
             self._arm_body_timer()
+
+    def send_early_hint(self, cycle: Exchange, headers: list[tuple[bytes, bytes]]) -> None:
+        # RFC 9110 15.2: no 1xx response to an HTTP/1.0 client; RFC 8297: as many as the app likes.
+        if cycle is self.cycle and self._state is not _CLOSED and not self._http10:
+            self._write(informational(103, headers))
 
     def start_response(self, cycle: Exchange, status: int, headers: Iterable[Any], trailers: bool) -> None:
         # The client still waiting to be told to send its body, or a server shutting down,

@@ -78,12 +78,14 @@ _NO_DEADLINE, _PING_DUE, _PONG_DUE, _CLOSE_DUE = Deadline
 _OPEN = ConnectionState.OPEN
 
 
-def upgrade(http: Any, request: HttpRequest) -> None:
+def upgrade(http: Any, request: HttpRequest) -> bool:
     """Take an HTTP/1.1 connection (an ``Http1Connection``) over for the WebSocket it asked for."""
+    http.hand_over()
     transport = http.transport
     protocol = WSProtocol(http.config, http.state, http.app, http.loop, transport, http.client, http.server)
     transport.set_protocol(protocol)
     protocol.start(request, http.parser.trailing_data[0], http.tls)
+    return True
 
 
 class WSProtocol(ConnectionControl, asyncio.Protocol):
@@ -121,7 +123,7 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
 
     # -- the hand-over -------------------------------------------------------------------------
 
-    def start(self, request: HttpRequest, trailing: bytes, tls: bool) -> None:
+    def start(self, request: HttpRequest, trailing: bytes, tls: dict[str, Any] | None) -> None:
         """Validate the handshake and start the app, or answer 400/426 and close."""
         state = self.state
         state.connections.add(self)

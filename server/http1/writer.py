@@ -88,6 +88,21 @@ def check_header(header: Any) -> tuple[bytes, bytes]:
     return name, value.strip(b" \t")
 
 
+def informational(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A 1xx response (103 Early Hints, RFC 8297) with these fields, checked; it has no body."""
+    lines = [status_line(status)]
+    for header in headers:
+        name, value = check_header(header)
+        lines.append(name + b": " + value + b"\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def error_body(status: int) -> bytes:
+    """The body of the server's own short answers: ``413 Request Entity Too Large``."""
+    return b"%d %s\n" % (status, _REASONS.get(status, b"Error"))
+
+
 def is_event_stream(headers: Iterable[Any]) -> bool:
     """Whether (validated) response headers say ``content-type: text/event-stream``."""
     for name, value in headers:
@@ -216,7 +231,7 @@ class ResponseWriter:
     def error(self, status: int, head_request: bool, defaults: bytes) -> bytes:
         """The server's own short plain-text answer (400, 413, 500, 503...) after which the
         connection closes; ``defaults``: the server's field lines (Date, Server, ``--header``)."""
-        body = b"%d %s\n" % (status, _REASONS.get(status, b"Error"))
+        body = error_body(status)
         head = b"".join(
             (
                 status_line(status),

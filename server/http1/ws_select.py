@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from treadle.server.observe.logging import error_logger
 
-Upgrader = Callable[[Any, Any], None]  # (the HTTP/1.1 connection, its request head)
+Upgrader = Callable[[Any, Any], bool]  # (the HTTP/1.1 connection, its request head): taken over?
 
 
 def websocket_upgrader(mode: str) -> Upgrader | None:

@@ -1,0 +1,624 @@
+"""One HTTP/2 connection (RFC 9113): an ``asyncio.Protocol`` carrying many streams at once,
+each with its own exchange — the same ASGI and WSGI exchanges an HTTP/1.1 connection uses.
+
+Reading: bytes go to ``h2`` (server/http2/engine.py), after ``FrameGuard`` has looked at
+their frame headers (server/http2/frames.py); h2's events start streams, feed them body,
+end or reset them. A request head becomes a scope (server/asgi/scope.py) and an exchange
+(``runner.start``), exactly as on HTTP/1.1; the stream (server/http2/stream.py) is the
+``Channel`` it answers through.
+
+Writing: streams queue body bytes; ``_pump`` sends them as DATA frames, a frame per stream
+per turn, within each stream's window and the connection's, while the transport takes them.
+Request bodies are credited back only as apps take them; the connection's own window is
+made as large as every stream's together (``max streams × stream window``), so a slow app
+holds back its own stream and never the others.
+
+Defences (docs/http2.md): a stream over the concurrent limit is refused alone
+(REFUSED_STREAM); header blocks are bounded however they are split; resets the client sends
+(Rapid Reset, CVE-2023-44487) or makes the server send (MadeYouReset, CVE-2025-8671) and
+frames the server must answer (PING, SETTINGS) are held to budgets, past which the connection
+ends with GOAWAY ENHANCE_YOUR_CALM; reading stops while the client does not read what we
+send; an idle connection, and one that has carried ``--h2-max-requests``, is closed politely.
+
+Graceful shutdown (RFC 9113 6.8): a GOAWAY announcing the highest possible stream id and a
+PING; once the PING comes back (the client has seen the first GOAWAY, so anything it sent
+before is here), a GOAWAY with the real last stream id; streams up to it finish, later ones
+are refused; the connection closes when the last stream is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import IntEnum
+from typing import Any
+
+import h2.events
+import h2.exceptions
+from h2.errors import ErrorCodes
+from hyperframe.frame import GoAwayFrame
+
+from treadle.reactor import Reactor
+from treadle.server.asgi.scope import http_scope
+from treadle.server.config import Config
+from treadle.server.http1.timers import ConnectionControl
+from treadle.server.http1.writer import error_body, is_event_stream
+from treadle.server.http2.budget import Budget
+from treadle.server.http2.engine import MAX_WINDOW, StreamRefused, new_engine
+from treadle.server.http2.frames import FrameGuard, HeaderBlockTooLarge
+from treadle.server.http2.stream import HIGH_WATER, Stream
+from treadle.server.observe.access import log_request
+from treadle.server.observe.logging import error_logger
+from treadle.server.state import ServerState
+from treadle.server.tls import tls_extension
+
+TRANSPORT_HIGH_WATER = 64 * 1024
+TRANSPORT_LOW_WATER = 16 * 1024
+BUDGET_PERIOD = 10.0  # seconds over which --h2-max-resets and --h2-max-control-frames are counted
+GOAWAY_ROUND_TRIP = 1.0  # at most this long for the PING after the first GOAWAY to come back
+LAST_STREAM_ID = 2**31 - 1
+_SHUTDOWN_PING = b"treadle\x00"
+
+_REQUEST_PSEUDO = (b":method", b":path", b":authority", b":scheme", b":protocol")
+
+
+class Deadline(IntEnum):
+    """Which deadline the connection's one timer is armed for (server/http1/timers.py)."""
+
+    NONE = 0
+    IDLE = 1  # no stream open: --timeout-keep-alive
+    GOAWAY_ROUND_TRIP = 2  # the first GOAWAY's PING has not come back
+
+
+_NO_DEADLINE, _IDLE, _ROUND_TRIP = Deadline
+
+
+class Http2Connection(ConnectionControl, asyncio.Protocol):
+    def __init__(self, config: Config, state: ServerState, app: Any, loop: Reactor) -> None:
+        self.config = config
+        self.state = state
+        self.app = app  # starts the exchange for each stream (a runner: server/apps/appset.py)
+        self.loop = loop
+        self.engine = new_engine(
+            config.h2_max_concurrent_streams,
+            config.h2_stream_window,
+            config.limit_request_head_size,
+            websockets=False,
+        )
+        self.guard = FrameGuard(config.limit_request_head_size, self._control_frame, self._client_reset)
+        self.resets = Budget(config.h2_max_resets, BUDGET_PERIOD, loop.time)
+        self.control_frames = Budget(config.h2_max_control_frames, BUDGET_PERIOD, loop.time)
+        self.transport: Any = None
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        self.tls: dict[str, Any] | None = None  # over TLS: the ASGI TLS extension (server/tls.py)
+        self.streams: dict[int, Stream] = {}
+        self._sending: dict[int, Stream] = {}  # streams with something to send, in turn order
+        self.write_paused = False
+        self._closed = False
+        self._last_stream_id = LAST_STREAM_ID  # streams above it are refused (after a GOAWAY)
+        self._goaway_sent = False
+        self._served = 0  # streams started on this connection (--h2-max-requests)
+        self._over_budget = False
+        self._receiving = False  # in data_received: its frames are written when it ends
+        self._flush_scheduled = False
+        self._unflushed = 0  # body bytes framed since the last write to the transport
+
+    # -- asyncio.Protocol callbacks ------------------------------------------------------------
+
+    def connection_made(self, transport: Any, upgrade: Any = None) -> None:
+        """Start the connection: our SETTINGS first (RFC 9113 3.4). ``upgrade``: the HTTP/1.1
+        request that asked for ``h2c`` (RFC 7540 3.2), answered on stream 1."""
+        self.transport = transport
+        transport.set_write_buffer_limits(TRANSPORT_HIGH_WATER, TRANSPORT_LOW_WATER)
+        self.state.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, (tuple, list)) and len(peer) >= 2:
+            self.client = (str(peer[0]), int(peer[1]))
+        sock = transport.get_extra_info("sockname")
+        if isinstance(sock, (tuple, list)) and len(sock) >= 2:
+            self.server = (str(sock[0]), int(sock[1]))
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:  # the ASGI TLS extension, the same for every request
+            self.tls = tls_extension(ssl_object, self.state.server_cert)
+        engine = self.engine
+        if upgrade is None:
+            engine.initiate_connection()
+        else:
+            engine.initiate_upgrade_connection(upgrade.settings)
+        # Every stream's window fits in the connection's: a stalled stream stalls only itself.
+        whole = min(self.config.h2_max_concurrent_streams * self.config.h2_stream_window, MAX_WINDOW)
+        if whole > 65535:
+            engine.increment_flow_control_window(whole - 65535)
+        if upgrade is not None:
+            self._start_stream(1, upgrade.headers, ended=True)
+        self._flush()
+        if not self.streams:
+            self._set_timer(_IDLE, self.config.timeout_keep_alive)
+
+    def data_received(self, data: bytes) -> None:
+        self.state.stats.bytes_in += len(data)
+        if self._closed:
+            return
+        try:
+            self.guard.scan(data)
+            events = self.engine.receive_data(data)
+        except HeaderBlockTooLarge as exc:
+            error_logger.debug("HTTP/2 client %s: %s", self.client, exc)
+            self._go_away(ErrorCodes.ENHANCE_YOUR_CALM)
+            return
+        except h2.exceptions.ProtocolError as exc:
+            # h2 has queued a GOAWAY with the error's code: send it, and close.
+            error_logger.debug("HTTP/2 protocol error from %s: %s", self.client, exc)
+            self._flush()
+            self._close()
+            return
+        if self._over_budget:
+            self._go_away(ErrorCodes.ENHANCE_YOUR_CALM)
+            return
+        self._receiving = True
+        try:
+            for event in events:
+                self._on_event(event)
+                if self._closed:
+                    return
+            self._pump()
+        finally:
+            self._receiving = False
+        if self._over_budget:  # charged by these events (resets h2 sent for the client's frames)
+            self._go_away(ErrorCodes.ENHANCE_YOUR_CALM)
+            return
+        self._flush()
+
+    def eof_received(self) -> bool | None:
+        return None  # the client is gone: close (its streams learn of it in connection_lost)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._closed = True
+        self._drop_timer()
+        state = self.state
+        state.connections.discard(self)
+        for stream in list(self.streams.values()):
+            if not stream.closed:
+                stream.closed = True
+                self.log_stream(stream)  # cut short; still worth a line
+            if stream.exchange is not None:
+                stream.exchange.disconnect()
+            stream.wake()
+        self._sending.clear()
+        if state.closing and not state.connections and state.on_all_closed is not None:
+            state.on_all_closed()
+
+    def pause_writing(self) -> None:
+        # Nothing more is read while the client does not read what we send: a client that
+        # floods PINGs or SETTINGS without reading their ACKs cannot grow our buffer.
+        self.write_paused = True
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if not self._closed:
+            self.transport.resume_reading()
+        self._pump()
+        self._output()
+
+    # -- h2's events ---------------------------------------------------------------------------
+
+    def _on_event(self, event: Any) -> None:
+        kind = type(event)
+        if kind is h2.events.DataReceived:
+            self._on_data(event)
+        elif kind is h2.events.RequestReceived:
+            if self._timer_kind == _IDLE:
+                self._cancel_timer()
+            self._start_stream(event.stream_id, event.headers, event.stream_ended)
+        elif kind is h2.events.StreamEnded:
+            stream = self.streams.get(event.stream_id)
+            if stream is not None and stream.exchange is not None and not stream.request_ended:
+                stream.request_ended = True
+                stream.exchange.end_body()
+        elif kind is h2.events.StreamReset:
+            if not event.remote_reset:
+                # h2 reset the stream itself, for a frame that broke the stream's rules: a
+                # reset the client provoked, charged like its own (MadeYouReset, CVE-2025-8671),
+                # since the client's stream slot is free while its request may still run.
+                self._charge_reset()
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                self._stream_gone(stream)
+        elif kind is StreamRefused:
+            self._charge_reset()
+        elif kind is h2.events.PingAckReceived:
+            if event.ping_data == _SHUTDOWN_PING and self._timer_kind == _ROUND_TRIP:
+                self._cancel_timer()
+                self._final_goaway()
+        elif kind is h2.events.ConnectionTerminated:
+            # The client's GOAWAY: it opens no more streams; those it has are served.
+            self._last_stream_id = min(self._last_stream_id, self.engine.highest_inbound_stream_id)
+            if event.error_code != ErrorCodes.NO_ERROR or not self.streams:
+                self._close()
+        # WindowUpdated, RemoteSettingsChanged: _pump runs after the events; the rest
+        # (SettingsAcknowledged, PingReceived, PriorityUpdated...) h2 has answered itself.
+
+    def _start_stream(self, stream_id: int, headers: Any, ended: bool) -> None:
+        """A request head: refuse it, answer it with an error, or start its exchange."""
+        if stream_id > self._last_stream_id:
+            # After our final GOAWAY (RFC 9113 6.8): not processed; the client may retry it elsewhere.
+            self.engine.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            return
+        method = path = authority = b""
+        fields = []
+        te_trailers = expect_100 = False
+        content_length = None
+        for name, value in headers:
+            if name[:1] == b":":
+                if name == b":method":
+                    method = value
+                elif name == b":path":
+                    path = value
+                elif name == b":authority":
+                    authority = value
+                continue
+            if name == b"te":
+                te_trailers = b"trailers" in value.lower()
+            elif name == b"expect":
+                expect_100 = value.lower() == b"100-continue"
+            elif name == b"content-length":
+                content_length = int(value)  # h2 has checked it is digits
+            fields.append((name, value))
+        # RFC 9113 8.3.1: :authority is what HTTP/1.1 puts in Host; an app looks for host.
+        if authority and not any(name == b"host" for name, _ in fields):
+            fields.insert(0, (b"host", authority))
+        stream = Stream(stream_id, self, method, path, self.loop.time())
+        stream.te_trailers = te_trailers
+        stream.expect_100 = expect_100
+        self.streams[stream_id] = stream
+        self._served += 1
+        config = self.config
+        limit = config.h2_max_requests
+        if limit is not None and self._served >= limit or stream_id >= LAST_STREAM_ID - 2:
+            self.shutdown()  # the last one this connection carries: a GOAWAY, then it closes
+        if method == b"CONNECT":
+            self.reject(stream, 501)  # RFC 9110 9.3.6: we are an origin server, not a tunnel
+            return
+        concurrency = config.limit_concurrency
+        if concurrency is not None and self.state.active_requests >= concurrency:
+            self.reject(stream, 503)
+            return
+        body_limit = config.limit_request_body_size
+        if body_limit is not None and content_length is not None and content_length > body_limit:
+            self.reject(stream, 413)
+            return
+        scope = http_scope(
+            method,
+            path,
+            "2",
+            fields,
+            self.tls,
+            self.client,
+            self.server,
+            config,
+            self.state.lifespan_state,
+        )
+        if scope is None:
+            self.reject(stream, 404)  # outside --root-path, which requests keep
+            return
+        state = self.state
+        state.active_requests += 1
+        state.count_request()
+        exchange = stream.exchange = self.app.start(scope, stream)
+        if ended:
+            stream.request_ended = True
+            exchange.end_body()
+        exchange.begin()
+
+    def _on_data(self, event: Any) -> None:
+        stream = self.streams.get(event.stream_id)
+        received = event.flow_controlled_length
+        if stream is None or stream.closed or stream.exchange is None:
+            # Refused, answered or reset already: nobody will take it; credit the window back.
+            self.engine.acknowledge_received_data(received, event.stream_id)
+            return
+        data = event.data
+        stream.body_received += len(data)
+        limit = self.config.limit_request_body_size
+        if limit is not None and stream.body_received > limit:
+            self.engine.acknowledge_received_data(received, event.stream_id)
+            stream.exchange.disconnect()
+            if stream.head is not None or not stream.status:  # nothing of a response has gone yet
+                self.reject(stream, 413)
+            else:
+                self.log_stream(stream)
+                self.reset(stream, ErrorCodes.CANCEL)
+            return
+        stream.expect_100 = False  # the client sent the body without waiting
+        stream.unacked += received  # credited back by Stream.want_body once the app has taken it
+        stream.exchange.feed_body(data)
+
+    def _stream_gone(self, stream: Stream) -> None:
+        """The stream was reset: its app learns the client is gone; nothing more is sent."""
+        if not stream.closed:
+            stream.closed = True
+            self.log_stream(stream)
+        self._release(stream)
+        self._sending.pop(stream.id, None)
+        if stream.exchange is not None:
+            stream.exchange.disconnect()
+        stream.wake()
+
+    # -- budgets -------------------------------------------------------------------------------
+
+    def _client_reset(self) -> None:
+        self._charge_reset()
+
+    def _charge_reset(self) -> None:
+        if not self.resets.spend():
+            if not self._over_budget:
+                error_logger.warning("HTTP/2 client %s over the reset budget (--h2-max-resets).", self.client)
+            self._over_budget = True
+
+    def _control_frame(self) -> None:
+        if not self.control_frames.spend():
+            if not self._over_budget:
+                error_logger.warning(
+                    "HTTP/2 client %s over the control-frame budget (--h2-max-control-frames).", self.client
+                )
+            self._over_budget = True
+
+    # -- writing (called by the streams) -------------------------------------------------------
+
+    def send_ready(self, stream: Stream) -> None:
+        """The stream has a head, body bytes, trailers or its end to send."""
+        self._sending[stream.id] = stream
+        self._pump()
+        self._output()
+
+    def _pump(self) -> None:
+        """Send what the streams have queued, a frame each per turn, within the windows."""
+        if self._closed:
+            return
+        engine = self.engine
+        sending = self._sending
+        while sending and not self.write_paused:
+            progress = False
+            for stream_id, stream in list(sending.items()):
+                if stream.closed:
+                    del sending[stream_id]
+                    continue
+                if stream.head is not None:
+                    head, stream.head = stream.head, None
+                    done = stream.end_after_pending and not stream.pending and not stream.trailers
+                    engine.send_headers(stream_id, head, end_stream=done)
+                    progress = True
+                    if done:
+                        self._complete(stream)
+                        continue
+                if stream.pending:
+                    window = min(engine.local_flow_control_window(stream_id), engine.max_outbound_frame_size)
+                    if window <= 0:
+                        continue  # blocked until a WINDOW_UPDATE
+                    chunk = stream.pending.popleft()
+                    if len(chunk) > window:
+                        stream.pending.appendleft(chunk[window:])
+                        chunk = chunk[:window]
+                    stream.pending_size -= len(chunk)
+                    last = stream.end_after_pending and not stream.pending and stream.trailers is None
+                    engine.send_data(stream_id, chunk, end_stream=last)
+                    self._unflushed += len(chunk)
+                    progress = True
+                    if stream.pending_size <= HIGH_WATER // 2:
+                        stream.wake()
+                    if last:
+                        self._complete(stream)
+                    continue
+                if stream.end_after_pending:
+                    if stream.trailers is not None:
+                        engine.send_headers(stream_id, stream.trailers, end_stream=True)
+                    else:
+                        engine.send_data(stream_id, b"", end_stream=True)
+                    progress = True
+                    self._complete(stream)
+                    continue
+                del sending[stream_id]  # nothing more until the app sends again
+                stream.wake()
+            if self._unflushed >= TRANSPORT_HIGH_WATER:
+                # Bodies go to the transport as they are framed, not at the end of the pass:
+                # its buffer filling up (pause_writing) is what makes the apps' send() wait.
+                self._flush()
+            if not progress:
+                break
+        if not self.write_paused:
+            for stream in sending.values():
+                if stream.pending_size <= HIGH_WATER // 2:
+                    stream.wake()
+
+    def _complete(self, stream: Stream) -> None:
+        """The response's last frame is out."""
+        stream.closed = True
+        self._release(stream)
+        self._sending.pop(stream.id, None)
+        stream.wake()
+        self.log_stream(stream)
+        if not stream.request_ended:
+            # RFC 9113 8.1: the response is complete before the request; ask the client to
+            # stop sending it, without error.
+            self._send_reset(stream.id, ErrorCodes.NO_ERROR)
+        self._forget(stream)
+
+    def _release(self, stream: Stream) -> None:
+        """A stream that will take no more body gives back the connection window its unread
+        body held (h2 credits the connection's window, and not a closed stream's)."""
+        if stream.unacked:
+            self.engine.acknowledge_received_data(stream.unacked, stream.id)
+            stream.unacked = 0
+
+    def credit(self, stream: Stream, size: int) -> None:
+        """The app has taken ``size`` bytes of the stream's body: the client may send more."""
+        self.engine.acknowledge_received_data(size, stream.id)
+        self._output()
+
+    def send_informational(self, stream: Stream, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.engine.send_headers(stream.id, [(b":status", b"%d" % status), *headers])
+        self._output()
+
+    def reject(self, stream: Stream, status: int) -> None:
+        """The server's own short answer on one stream (413, 500, 503...); the others go on."""
+        body = error_body(status)
+        fields = [
+            (b":status", b"%d" % status),
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(body)),
+            *self.state.default_header_pairs(False, False),
+        ]
+        stream.status = status
+        stream.head = None
+        stream.pending.clear()
+        stream.pending_size = 0
+        self._sending.pop(stream.id, None)
+        if stream.head_request:
+            self.engine.send_headers(stream.id, fields, end_stream=True)
+        else:
+            self.engine.send_headers(stream.id, fields)
+            self.engine.send_data(stream.id, body, end_stream=True)
+            stream.body_bytes = len(body)
+        self._complete(stream)
+        self._output()
+
+    def reset(self, stream: Stream, code: int = ErrorCodes.INTERNAL_ERROR) -> None:
+        """Abandon the stream's response: RST_STREAM (the client sees it cut short)."""
+        if self._closed:
+            return
+        self._stream_gone(stream)
+        self._send_reset(stream.id, code)
+        self._forget(stream)
+        self._output()
+
+    def _send_reset(self, stream_id: int, code: int) -> None:
+        try:
+            self.engine.reset_stream(stream_id, code)
+        except h2.exceptions.StreamClosedError:
+            pass  # closed on the wire already (its END_STREAM came in the same read)
+
+    def exchange_done(self, stream: Stream) -> None:
+        """The stream's app has returned."""
+        self.state.active_requests -= 1
+        if stream.ending_stream and not stream.closed and not self._closed:
+            stream.end_after_pending = True  # an event stream shutdown ended: end it properly
+            self.send_ready(stream)
+        stream.exchange = None
+        self._forget(stream)
+
+    def _forget(self, stream: Stream) -> None:
+        """Drop a stream once both its response and its app are done."""
+        if stream.closed and stream.exchange is None:
+            self.streams.pop(stream.id, None)
+            if not self.streams and not self._closed:
+                if not self._goaway_sent:
+                    self._set_timer(_IDLE, self.config.timeout_keep_alive)
+                elif self._timer_kind != _ROUND_TRIP:
+                    self._close()  # the final GOAWAY is out and its last stream is done
+                # else: the final GOAWAY comes with the PING's answer (_final_goaway closes)
+
+    def _flush(self) -> None:
+        """Write what h2 has framed. Frames are written together, once per loop pass: at the
+        end of ``data_received`` for what its events made, else from a callback that
+        ``_output`` schedules — so the streams answered in one pass share one ``send``."""
+        self._flush_scheduled = False
+        self._unflushed = 0
+        data = self.engine.data_to_send()
+        if data and not self._closed:
+            self.transport.write(data)
+            self.state.stats.bytes_out += len(data)
+
+    def _output(self) -> None:
+        """h2 has frames to write: they go at the end of this pass (see ``_flush``)."""
+        if not self._receiving and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    # -- logging -------------------------------------------------------------------------------
+
+    def log_stream(self, stream: Stream) -> None:
+        """A stream's response is over (sent, refused, reset or cut short): count it, log it, once."""
+        if stream.logged:
+            return
+        stream.logged = True
+        now = self.loop.time()
+        seconds = now - stream.started_at
+        self.state.stats.response_done(stream.status, seconds, now)
+        exchange = stream.exchange
+        client = exchange.scope["client"] if exchange is not None else self.client  # as a trusted proxy said
+        log_request(self.config, client, stream.method, stream.target, "2", stream.status, stream.body_bytes, seconds)
+
+    def log_error(self, message: str, *args: Any) -> None:
+        error_logger.error(message, *args)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    @staticmethod
+    def is_event_stream(headers: Any) -> bool:
+        return is_event_stream(headers)
+
+    def shutdown(self) -> None:
+        """Graceful shutdown, in two steps (RFC 9113 6.8): a GOAWAY that lets every stream the
+        client may have sent through, and a PING; the real last stream id once it is back."""
+        if self._closed or self._goaway_sent:
+            return
+        self._goaway_sent = True
+        self._write_goaway(LAST_STREAM_ID, ErrorCodes.NO_ERROR)
+        self.engine.ping(_SHUTDOWN_PING)
+        self._flush()
+        self._set_timer(_ROUND_TRIP, GOAWAY_ROUND_TRIP)
+        for stream in list(self.streams.values()):
+            if stream.status and not stream.closed and is_event_stream(stream.response_headers):
+                self.end_event_stream(stream)
+
+    def _final_goaway(self) -> None:
+        self._last_stream_id = self.engine.highest_inbound_stream_id
+        self._write_goaway(self._last_stream_id, ErrorCodes.NO_ERROR)
+        if not self.streams:
+            self._close()
+
+    def end_event_stream(self, stream: Stream) -> None:
+        """As on HTTP/1.1 (server/http1/connection.py): an event stream has no end of its own,
+        so shutdown tells its app the client is gone, and ends the stream when the app is done."""
+        if stream.ending_stream or stream.closed or stream.exchange is None:
+            return
+        stream.ending_stream = True
+        stream.exchange.end_stream()
+
+    def _write_goaway(self, last_stream_id: int, code: int) -> None:
+        """A GOAWAY written by us, not h2: h2 would close its state machine to every frame after
+        its own, and the streams in flight still have to be served."""
+        frame = GoAwayFrame(stream_id=0, last_stream_id=last_stream_id, error_code=code)
+        self._flush()
+        if not self._closed:
+            data = frame.serialize()
+            self.transport.write(data)
+            self.state.stats.bytes_out += len(data)
+
+    def _go_away(self, code: int) -> None:
+        """End the connection now: GOAWAY with ``code``, every stream's app told, closed."""
+        if self._closed:
+            return
+        self._write_goaway(self.engine.highest_inbound_stream_id, code)
+        self._close()
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._flush()  # what is framed goes out first: the last response, a GOAWAY
+            self._closed = True
+            self._drop_timer()
+            self.transport.close()
+
+    def force_close(self) -> None:
+        self._closed = True
+        self._drop_timer()
+        self.transport.abort()
+
+    def _timer_fired(self, kind: int) -> None:
+        if self._closed:
+            return
+        if kind == _IDLE:
+            self._go_away(ErrorCodes.NO_ERROR)
+        elif kind == _ROUND_TRIP:
+            self._final_goaway()

@@ -1,0 +1,194 @@
+"""HTTP/2 under attack: each limit and budget of docs/http2.md, met as documented, while a
+client on another connection is served throughout.
+
+The attackers are raw frame writers (tests/h2_helpers.py ``RawH2``) or h2 in the client role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import h2.connection
+import pytest
+from conftest import text_app, wait_until
+from h2.errors import ErrorCodes
+from h2_helpers import H2Client, RawH2
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    GoAwayFrame,
+    HeadersFrame,
+    PingFrame,
+    RstStreamFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
+
+from treadle.server.http2.engine import Engine
+
+
+def _goaway(frame) -> bool:
+    return isinstance(frame, GoAwayFrame)
+
+
+def _served(srv) -> None:
+    """The control client: a fresh connection gets its answer."""
+    with H2Client(srv.port) as client:
+        assert client.response(client.request("/control")).status == 200
+
+
+@pytest.fixture
+def waiting_app():
+    """Requests wait until released; `release()` lets them all answer."""
+    gate = asyncio.Event()
+    seen: list[str] = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["path"])
+        if scope["path"] != "/control":
+            await gate.wait()
+        await text_app(b"ok")(scope, receive, send)
+
+    app.seen = seen
+    app.release = lambda loop: loop.call_soon_threadsafe(gate.set)
+    return app
+
+
+def test_the_engine_still_overrides_h2s_header_block_handler():
+    """Engine refuses one stream too many by overriding h2's internal handler of a whole
+    header block: an h2 release that renamed it would silently bring back the connection error."""
+    assert "_receive_headers_frame" in vars(h2.connection.H2Connection)
+    assert "_receive_headers_frame" in vars(Engine)
+
+
+def test_a_stream_over_the_limit_is_refused_alone(serve_once, waiting_app):
+    srv = serve_once(waiting_app, h2_max_concurrent_streams=3)
+    with RawH2(srv.port) as raw:
+        streams = [raw.headers(f"/{i}") for i in range(4)]
+        frames = raw.frames(lambda f: isinstance(f, RstStreamFrame))
+        assert frames[-1].stream_id == streams[3] and frames[-1].error_code == ErrorCodes.REFUSED_STREAM
+        wait_until(lambda: len(waiting_app.seen) == 3)
+        waiting_app.release(srv.server.loop)
+        done = set()
+
+        def answered(frame) -> bool:
+            if "END_STREAM" in frame.flags:
+                done.add(frame.stream_id)
+            return done >= set(streams[:3])
+
+        frames = raw.frames(answered)
+        assert not any(_goaway(f) for f in frames)  # the connection lives on
+        assert raw.headers("/after") > 0  # and takes new streams
+        raw.frames(lambda f: "END_STREAM" in f.flags and f.stream_id == streams[3] + 2)
+
+
+def test_rapid_reset_ends_the_connection_with_enhance_your_calm(serve_once, waiting_app):
+    srv = serve_once(waiting_app, h2_max_resets=50)
+    with RawH2(srv.port) as raw:
+        for _ in range(60):
+            stream = raw.headers("/reset")
+            raw.send(RstStreamFrame(stream, error_code=ErrorCodes.CANCEL))
+        frames = raw.frames(_goaway)
+        assert frames[-1].error_code == ErrorCodes.ENHANCE_YOUR_CALM
+        assert raw.frames(lambda f: False) is not None  # then it closes
+    _served(srv)
+    waiting_app.release(srv.server.loop)
+
+
+def test_provoked_resets_count_too(serve_once, waiting_app):
+    """MadeYouReset: a frame that breaks a stream's rules (DATA after the client ended the
+    stream: RFC 9113 6.1, a stream error) makes the server reset the stream while its app runs
+    on; those resets are charged to the same budget."""
+    srv = serve_once(waiting_app, h2_max_resets=20)
+    with RawH2(srv.port) as raw:
+        for _ in range(30):
+            stream = raw.headers("/provoke")  # with END_STREAM
+            raw.send(DataFrame(stream, b"late"))
+        frames = raw.frames(_goaway)
+        assert frames[-1].error_code == ErrorCodes.ENHANCE_YOUR_CALM
+        resets = [f for f in frames if isinstance(f, RstStreamFrame)]
+        assert resets  # the server did reset those streams, before it had enough
+    _served(srv)
+    waiting_app.release(srv.server.loop)
+
+
+@pytest.mark.parametrize("frame", [PingFrame(0, b"12345678"), SettingsFrame(0)], ids=["ping", "settings"])
+def test_a_control_frame_flood_ends_the_connection(serve_once, frame):
+    srv = serve_once(text_app(), h2_max_control_frames=100)
+    with RawH2(srv.port) as raw:
+        raw.send(*[frame] * 150)
+        frames = raw.frames(_goaway)
+        assert frames[-1].error_code == ErrorCodes.ENHANCE_YOUR_CALM
+    _served(srv)
+
+
+def test_a_continuation_flood_is_bounded_by_the_head_limit(serve_once):
+    """CVE-2024-27316: a header block that never ends. It is cut off at --limit-request-head-size
+    bytes, however it is split into frames."""
+    srv = serve_once(text_app(), limit_request_head_size=4096)
+    with RawH2(srv.port) as raw:
+        first = HeadersFrame(1, raw.header_block())
+        raw.send(first)
+        raw.send(*[ContinuationFrame(1, b"\x00" * 1000) for _ in range(10)])
+        frames = raw.frames(_goaway)
+        assert frames[-1].error_code == ErrorCodes.ENHANCE_YOUR_CALM
+    _served(srv)
+
+
+def test_an_idle_connection_is_closed_politely(serve_once):
+    srv = serve_once(text_app(), timeout_keep_alive=0.3)
+    with RawH2(srv.port) as raw:
+        frames = raw.frames(_goaway, timeout=5)
+        assert frames[-1].error_code == ErrorCodes.NO_ERROR
+        assert raw.frames(lambda f: False) is not None  # closed
+
+
+def test_after_max_requests_a_graceful_goaway_in_two_steps(serve_once, waiting_app):
+    """RFC 9113 6.8: GOAWAY with the highest stream id and a PING; once the PING is answered,
+    GOAWAY with the real last stream id; a stream above it is refused; the streams up to it
+    are answered; then the connection closes."""
+    srv = serve_once(waiting_app, h2_max_requests=3)
+    with RawH2(srv.port) as raw:
+        streams = [raw.headers(f"/{i}") for i in range(3)]
+        frames = raw.frames(lambda f: isinstance(f, PingFrame) and "ACK" not in f.flags)
+        first = [f for f in frames if _goaway(f)]
+        assert len(first) == 1 and first[0].last_stream_id == 2**31 - 1 and first[0].error_code == 0
+        late = raw.headers("/late")  # in flight when the first GOAWAY went: still served
+        wait_until(lambda: "/late" in waiting_app.seen)
+        answer = PingFrame(0, frames[-1].opaque_data)
+        answer.flags.add("ACK")
+        raw.send(answer)
+        frames = raw.frames(lambda f: _goaway(f))
+        assert frames[-1].last_stream_id == late and frames[-1].error_code == 0
+        refused = raw.headers("/refused")
+        frames = raw.frames(lambda f: isinstance(f, RstStreamFrame) and f.stream_id == refused)
+        assert frames[-1].error_code == ErrorCodes.REFUSED_STREAM
+        waiting_app.release(srv.server.loop)
+        frames = raw.frames(lambda f: False)  # the server closes once its streams are done
+        assert {f.stream_id for f in frames if "END_STREAM" in f.flags} == {*streams, late}
+    assert "/refused" not in waiting_app.seen
+
+
+def test_a_client_that_does_not_read_stops_being_read(serve_once):
+    """While what we send piles up unread, nothing more is read from the client: its PINGs
+    (which we must answer) cannot grow our buffer."""
+    chunk = b"x" * 65536
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        while True:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    srv = serve_once(app, h2_stream_window=2**20, timeout_graceful_shutdown=0.5)
+    with RawH2(srv.port) as raw:
+        raw.send(
+            SettingsFrame(0, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 2**31 - 1}),
+            WindowUpdateFrame(0, window_increment=2**31 - 1 - 65535),
+        )
+        raw.headers("/")
+        connection = wait_until(lambda: next(iter(srv.state.connections), None))
+        wait_until(lambda: not connection.transport.is_reading(), timeout=10)
+        raw.send(*[PingFrame(0, b"abcdefgh")] * 50)
+        buffered = connection.transport.get_write_buffer_size()
+        assert buffered < 4 * 1024 * 1024
+        assert not connection.transport.is_reading()
