@@ -32,22 +32,27 @@ if __package__ in (None, ""):  # run as a script: make "loadtests" importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loadtests import bench_idle as idle  # noqa: E402
+from loadtests.bench_h2load import h2load_missing, run_h2load  # noqa: E402
 from loadtests.bench_report import write_chart, write_table  # noqa: E402
 from loadtests.bench_servers import APPS, ROOT, Running, ServerSpec, all_servers, free_port  # noqa: E402
 from loadtests.bench_wrk import run_wrk, wrk_missing  # noqa: E402
 
 SERVER_CORE, CLIENT_CORE = "1", "0"
 
-# name: (app, path, wrk script, connections); app "any" means ASGI if the server speaks it, else WSGI.
-SCENARIOS: dict[str, tuple[str, str, str | None, int]] = {
-    "plaintext-asgi": ("asgi", "/", None, 64),
-    "plaintext-wsgi": ("wsgi", "/", None, 64),
-    "fastapi-json": ("fastapi", "/json", None, 64),
-    "flask-json": ("flask", "/json", None, 64),
-    "response-1mib": ("any", "/big", None, 8),
-    "upload-1mib": ("any", "/upload", "upload.lua", 8),
-    "pipelined-16": ("any", "/", "pipeline.lua", 16),
-    "idle-memory": ("any", "/", None, 0),
+# name: (app, path, wrk script, connections, streams); app "any" means ASGI if the server speaks
+# it, else WSGI. streams 0: HTTP/1.1 with wrk; N: HTTP/2 (prior knowledge) with h2load, N
+# concurrent streams on each connection.
+SCENARIOS: dict[str, tuple[str, str, str | None, int, int]] = {
+    "plaintext-asgi": ("asgi", "/", None, 64, 0),
+    "plaintext-wsgi": ("wsgi", "/", None, 64, 0),
+    "fastapi-json": ("fastapi", "/json", None, 64, 0),
+    "flask-json": ("flask", "/json", None, 64, 0),
+    "response-1mib": ("any", "/big", None, 8, 0),
+    "upload-1mib": ("any", "/upload", "upload.lua", 8, 0),
+    "pipelined-16": ("any", "/", "pipeline.lua", 16, 0),
+    "h2-1x100": ("asgi", "/", None, 1, 100),
+    "h2-32x10": ("asgi", "/", None, 32, 10),
+    "idle-memory": ("any", "/", None, 0, 0),
 }
 
 
@@ -65,17 +70,21 @@ def _app_for(spec: ServerSpec, app: str) -> tuple[str, str] | str:
 
 def _start(spec: ServerSpec, scenario: str, logs: Path, row: dict[str, Any]) -> Running | None:
     """Start ``spec`` for ``scenario``, or record in ``row`` why it cannot run."""
-    app = SCENARIOS[scenario][0]
+    app, streams = SCENARIOS[scenario][0], SCENARIOS[scenario][4]
     target = _app_for(spec, app)
     if isinstance(target, str):
         row["na"] = target
         return None
+    command = spec.h2_command if streams else spec.command
+    if command is None:
+        row["na"] = "no HTTP/2 (prior knowledge) support"
+        return None
     ref, interface = target
     row["interface"] = interface
     port = free_port()
-    argv = spec.command(ref, interface, port, scenario == "idle-memory")
+    argv = command(ref, interface, port, scenario == "idle-memory")
     running = Running(argv, port, SERVER_CORE, logs / f"{spec.name}-{scenario}.log")
-    problem = running.wait_ready()
+    problem = running.wait_ready(http2=bool(streams))
     if problem:
         row["na"] = f"did not start: {problem}"
         running.stop()
@@ -108,7 +117,7 @@ def run_load(servers: list[ServerSpec], scenario: str, args: argparse.Namespace,
     """All servers of a scenario started at once (idle ones cost no CPU), then measured in
     turns — round 1 of each, round 2 of each, ... — so a burst of load from elsewhere on a
     shared machine hits every server alike instead of one server's whole measurement."""
-    _, path, script, connections = SCENARIOS[scenario]
+    _, path, script, connections, streams = SCENARIOS[scenario]
     rows = [{"scenario": scenario, "server": spec.name} for spec in servers]
     live: list[tuple[dict[str, Any], Running, list[Any]]] = []
     try:
@@ -123,7 +132,10 @@ def run_load(servers: list[ServerSpec], scenario: str, args: argparse.Namespace,
                 try:
                     seconds = args.warmup if turn == 0 else args.duration
                     cpu_before = running.cpu_seconds()
-                    result = run_wrk(running.port, path, seconds, connections, CLIENT_CORE, script)
+                    if streams:
+                        result = run_h2load(running.port, path, seconds, connections, streams, CLIENT_CORE)
+                    else:
+                        result = run_wrk(running.port, path, seconds, connections, CLIENT_CORE, script)
                     cpu = running.cpu_seconds() - cpu_before
                 except Exception as exc:  # one failing server must not end the whole run
                     row["na"] = f"failed: {exc}"
@@ -188,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenarios {unknown}")
+    if any(SCENARIOS[s][4] for s in scenarios) and h2load_missing():
+        print(f"{h2load_missing()}: skipping the HTTP/2 scenarios", file=sys.stderr)
+        scenarios = [s for s in scenarios if not SCENARIOS[s][4]]
 
     signal.signal(signal.SIGTERM, _interrupt)
     rows: list[dict[str, Any]] = []

@@ -28,6 +28,8 @@ APPS = {
     "fastapi": ("loadtests.apps_fastapi:app", "asgi"),
     "flask": ("loadtests.apps_flask:app", "wsgi"),
 }
+# The HTTP/2 connection preface and an empty SETTINGS frame: a server speaking HTTP/2 answers.
+H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 IDLE_KEEP_ALIVE = 120  # seconds: idle connections must outlive the memory measurement
 
 
@@ -46,6 +48,8 @@ class ServerSpec:
     interfaces: tuple[str, ...]  # "asgi" and/or "wsgi"
     command: Callable[[str, str, int, bool], list[str]]  # (app ref, interface, port, idle) -> argv
     modules: tuple[str, ...] = ()  # must be importable, else the server is skipped
+    # The command serving HTTP/2 with prior knowledge (the h2-* scenarios); None: it cannot.
+    h2_command: Callable[[str, str, int, bool], list[str]] | None = None
     unavailable: str | None = None  # filled by check()
     notes: dict[str, str] = field(default_factory=dict)  # per interface: why not supported
 
@@ -105,6 +109,12 @@ def _granian(app: str, interface: str, port: int, idle: bool) -> list[str]:
     return argv + [app]
 
 
+def _granian_h2(app: str, interface: str, port: int, idle: bool) -> list[str]:
+    argv = _granian(app, interface, port, idle)
+    argv[argv.index("--http") + 1] = "2"
+    return argv
+
+
 def _hypercorn(app: str, interface: str, port: int, idle: bool) -> list[str]:
     argv = [PY, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning"]
     return argv + (["--keep-alive", str(IDLE_KEEP_ALIVE)] if idle else [])
@@ -126,13 +136,15 @@ def all_servers() -> tuple[list[ServerSpec], str]:
     engines, default = treadle_engines()
     if engines:
         engines.sort(key=lambda e: e != default)  # the default engine first
-        servers = [ServerSpec(f"treadle-{e}", ("asgi", "wsgi"), _treadle(e)) for e in engines]
+        servers = [ServerSpec(f"treadle-{e}", ("asgi", "wsgi"), _treadle(e), h2_command=_treadle(e)) for e in engines]
         baseline = f"treadle-{default}"
     else:
         servers, baseline = [ServerSpec("treadle", ("asgi", "wsgi"), _treadle(None))], "treadle"
     pypy, how = pypy_interpreter()
     name = f"treadle-{default}-pypy" if default else "treadle-pypy"
-    servers.append(ServerSpec(name, ("asgi", "wsgi"), _treadle(default, pypy or PY), unavailable=None if pypy else how))
+    pypy_command = _treadle(default, pypy or PY)
+    unavailable = None if pypy else how
+    servers.append(ServerSpec(name, ("asgi", "wsgi"), pypy_command, h2_command=pypy_command, unavailable=unavailable))
     asgi_only = {"wsgi": "ASGI-only server"}
     wsgi_only = {"asgi": "WSGI-only server"}
     servers += [
@@ -144,8 +156,8 @@ def all_servers() -> tuple[list[ServerSpec], str]:
             ("uvicorn", "httptools", "uvloop"),
             notes=asgi_only,
         ),
-        ServerSpec("granian", ("asgi", "wsgi"), _granian, ("granian",)),
-        ServerSpec("hypercorn", ("asgi",), _hypercorn, ("hypercorn",), notes=asgi_only),
+        ServerSpec("granian", ("asgi", "wsgi"), _granian, ("granian",), h2_command=_granian_h2),
+        ServerSpec("hypercorn", ("asgi",), _hypercorn, ("hypercorn",), h2_command=_hypercorn, notes=asgi_only),
         ServerSpec("waitress", ("wsgi",), _waitress, ("waitress",), notes=wsgi_only),
         ServerSpec("gunicorn-gthread", ("wsgi",), _gunicorn, ("gunicorn",), notes=wsgi_only),
     ]
@@ -181,16 +193,18 @@ class Running:
         )
         Running.live.append(self)
 
-    def wait_ready(self, timeout: float = 30.0) -> str | None:
-        """None once the port answers HTTP; else why not."""
+    def wait_ready(self, timeout: float = 30.0, http2: bool = False) -> str | None:
+        """None once the port answers HTTP/1.1 (or, ``http2``, the HTTP/2 preface); else why not."""
+        hello = H2_HELLO if http2 else b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return f"exited with {self.proc.returncode}: {self.tail()}"
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-                    sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                    if sock.recv(16).startswith(b"HTTP/1."):
+                    sock.sendall(hello)
+                    answer = sock.recv(16)
+                    if answer.startswith(b"HTTP/1.") or http2 and answer:
                         return None
             except OSError:
                 pass

@@ -304,3 +304,22 @@ def test_an_event_stream_ends_properly_at_shutdown(serve_once):
         assert not any(isinstance(f, RstStreamFrame) for f in frames)  # ended, not cut
     srv.server.join(10)
     assert not srv.server.running
+
+
+def test_a_clients_goaway_lets_its_streams_in_flight_finish(serve_once):
+    """RFC 9113 6.8: after the client's GOAWAY, the streams it opened are still answered (h2
+    itself refuses to send anything after a GOAWAY; the connection reopens it for them)."""
+    gate = asyncio.Event()
+
+    async def app(scope, receive, send):
+        await gate.wait()
+        await text_app(b"still answered")(scope, receive, send)
+
+    srv = serve_once(app)
+    with RawH2(srv.port) as raw:
+        stream = raw.headers("/slow")
+        wait_until(lambda: srv.state.active_requests == 1)
+        raw.send(GoAwayFrame(0, last_stream_id=0))
+        srv.server.loop.call_soon_threadsafe(gate.set)
+        frames = raw.frames(lambda f: False)  # until the server closes
+    assert [f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == stream] == [b"still answered"]

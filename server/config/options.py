@@ -146,8 +146,9 @@ class Config:
     # connection's is as large as all streams' together, so that a slow app holds back only its
     # own stream (the bound on a connection's buffered request body is their product: 6.4 MiB).
     # Budgets are per 10 s (a rate, not a total): a browser cancelling now and then never runs
-    # out, a Rapid Reset or PING flood does within a fraction of a second. nginx closes HTTP/2
-    # connections after 1,000 requests; 10,000 is as safe and reconnects less.
+    # out, a Rapid Reset or PING flood does within a fraction of a second. Streams per
+    # connection are not limited by default, as in Go's and h2o's servers (nginx's 1,000 is
+    # for its memory pools): a limit moves long-lived connections between workers.
     http2: bool = option(True, "serve HTTP/2 (ALPN h2 over TLS; prior knowledge and Upgrade: h2c in cleartext)", HTTP2)
     h2_max_concurrent_streams: int = option(
         100, "streams a client may have open at once (REFUSED_STREAM past it)", HTTP2, type=positive, metavar="N"
@@ -172,7 +173,7 @@ class Config:
         metavar="N",
     )
     h2_max_requests: int | None = option(
-        10000,
+        0,
         "streams one connection carries before it asks the client to open another (GOAWAY; 0: no limit)",
         HTTP2,
         type=limit,

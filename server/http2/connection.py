@@ -34,6 +34,7 @@ from typing import Any
 
 import h2.events
 import h2.exceptions
+from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
@@ -97,6 +98,7 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         self._closed = False
         self._last_stream_id = LAST_STREAM_ID  # streams above it are refused (after a GOAWAY)
         self._goaway_sent = False
+        self._client_goaway = False  # the client's GOAWAY came: close once its streams are done
         self._served = 0  # streams started on this connection (--h2-max-requests)
         self._over_budget = False
         self._receiving = False  # in data_received: its frames are written when it ends
@@ -232,10 +234,16 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
                 self._cancel_timer()
                 self._final_goaway()
         elif kind is h2.events.ConnectionTerminated:
-            # The client's GOAWAY: it opens no more streams; those it has are served.
+            # The client's GOAWAY (RFC 9113 6.8): it opens no more streams, and those it has
+            # opened may still be answered. h2 closes its state machine to every frame after a
+            # GOAWAY either way (python-hyper/h2 issue 1199): reopened here, as it was, so the
+            # streams in flight can be finished; no new stream is accepted.
             self._last_stream_id = min(self._last_stream_id, self.engine.highest_inbound_stream_id)
             if event.error_code != ErrorCodes.NO_ERROR or not self.streams:
                 self._close()
+            else:
+                self._client_goaway = True
+                self.engine.state_machine.state = ConnectionState.SERVER_OPEN
         # WindowUpdated, RemoteSettingsChanged: _pump runs after the events; the rest
         # (SettingsAcknowledged, PingReceived, PriorityUpdated...) h2 has answered itself.
 
@@ -376,6 +384,13 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         """Send what the streams have queued, a frame each per turn, within the windows."""
         if self._closed:
             return
+        try:
+            self._frame_queued()
+        except h2.exceptions.ProtocolError as exc:  # h2 will send no more on this connection
+            error_logger.debug("HTTP/2 connection with %s cannot send: %s", self.client, exc)
+            self._close()
+
+    def _frame_queued(self) -> None:
         engine = self.engine
         sending = self._sending
         while sending and not self.write_paused:
@@ -512,7 +527,9 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         if stream.closed and stream.exchange is None:
             self.streams.pop(stream.id, None)
             if not self.streams and not self._closed:
-                if not self._goaway_sent:
+                if self._client_goaway:
+                    self._close()  # the client said it is done, and so are its streams
+                elif not self._goaway_sent:
                     self._set_timer(_IDLE, self.config.timeout_keep_alive)
                 elif self._timer_kind != _ROUND_TRIP:
                     self._close()  # the final GOAWAY is out and its last stream is done

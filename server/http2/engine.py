@@ -69,7 +69,10 @@ def new_engine(
         header_encoding=None,  # headers stay bytes, as ASGI wants them
         validate_inbound_headers=True,
         normalize_inbound_headers=True,  # RFC 9113 8.2.3: cookie crumbs joined into one field
-        validate_outbound_headers=True,
+        # What we send is checked and lowered by the stream (server/http2/stream.py), once:
+        # h2's own pass over every response's fields would do it again.
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
     )
     engine = Engine(config=config)
     codes = h2.settings.SettingCodes
