@@ -15,6 +15,7 @@ import trustme
 from conftest import wait_until
 from prod_apps import info
 from prod_support import Proc
+from ws_helpers import wss_session
 
 from treadle.server.tls import TLSConfigError, create_ssl_context
 
@@ -172,7 +173,6 @@ def test_cli_serves_https(certs):
 
 
 def test_wsgi_and_websocket_scopes_say_https_and_wss(serve, certs):
-    from websockets.sync.client import connect
     from wsgi_apps import environ_app
 
     wsgi = serve(environ_app, interface="wsgi", **tls_options(certs))
@@ -185,9 +185,11 @@ def test_wsgi_and_websocket_scopes_say_https_and_wss(serve, certs):
         await send({"type": "websocket.send", "text": scope["scheme"]})
         await send({"type": "websocket.close"})
 
+    async def talk(connection):
+        return await connection.recv()
+
     ws = serve(ws_app, **tls_options(certs))
-    with connect(f"wss://127.0.0.1:{ws.port}/", ssl=client_context(certs), open_timeout=5) as conn:
-        assert conn.recv(timeout=5) == "wss"
+    assert wss_session(f"wss://127.0.0.1:{ws.port}/", client_context(certs), talk) == "wss"
 
 
 class _HandDrivenTLSClient:
