@@ -15,6 +15,7 @@ from conftest import wait_until
 from prod_apps import info
 from prod_support import Proc
 from tls_support import client_context, tls_options
+from ws_helpers import wss_session
 
 from treadle.server.tls import TLSConfigError, create_ssl_context
 
@@ -141,7 +142,6 @@ def test_cli_serves_https(certs):
 
 
 def test_wsgi_and_websocket_scopes_say_https_and_wss(serve, certs):
-    from websockets.sync.client import connect
     from wsgi_apps import environ_app
 
     wsgi = serve(environ_app, interface="wsgi", **tls_options(certs))
@@ -154,6 +154,113 @@ def test_wsgi_and_websocket_scopes_say_https_and_wss(serve, certs):
         await send({"type": "websocket.send", "text": scope["scheme"]})
         await send({"type": "websocket.close"})
 
+    async def talk(connection):
+        return await connection.recv()
+
     ws = serve(ws_app, **tls_options(certs))
-    with connect(f"wss://127.0.0.1:{ws.port}/", ssl=client_context(certs), open_timeout=5) as conn:
-        assert conn.recv(timeout=5) == "wss"
+    assert wss_session(f"wss://127.0.0.1:{ws.port}/", client_context(certs), talk) == "wss"
+
+
+class _HandDrivenTLSClient:
+    """A TLS client whose bytes the test moves itself: an SSLObject over memory BIOs, a socket."""
+
+    def __init__(self, port: int, context: ssl.SSLContext) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="127.0.0.1")
+
+    def flush(self) -> None:
+        self.sock.sendall(self.outgoing.read())
+
+    def receive(self) -> bool:
+        data = self.sock.recv(65536)
+        if data:
+            self.incoming.write(data)
+        return bool(data)
+
+    def handshake(self) -> None:
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.flush()
+                assert self.receive(), "the server closed during the handshake"
+        self.flush()  # the client's Finished: the server completes its side and sends its tickets
+
+    def read_until_closed(self) -> bytes:
+        """All plaintext the server sends before it closes (or its TLS fails)."""
+        plaintext = b""
+        while self.receive():
+            try:
+                while True:
+                    data = self.tls.read(65536)
+                    if not data:
+                        return plaintext  # the server's close_notify
+                    plaintext += data
+            except ssl.SSLWantReadError:
+                continue
+            except ssl.SSLError:
+                break
+        return plaintext
+
+
+@pytest.mark.skipif(
+    not (ssl.HAS_TLSv1_3 and hasattr(ssl.SSLContext, "_msg_callback")),
+    reason="needs TLS 1.3 and OpenSSL's message callback",
+)
+def test_a_write_while_the_client_processes_tickets_is_lost(serve, certs):
+    """Why the wss tests use websockets' asyncio client (tests/ws_helpers.py ``wss_session``),
+    made deterministic: the flake of the sync client, and that the server is not its cause.
+
+    Right after a TLS 1.3 handshake the server sends its session tickets (OpenSSL sends 2).
+    The sync client processes them in its reading thread while the caller's thread writes the
+    upgrade request, both on one OpenSSL object, which OpenSSL does not allow: while it
+    processes a ticket, outgoing records go to a buffer that is then discarded. Under load the
+    write sometimes lands there. Here it always does, made from OpenSSL's message callback in
+    the middle of reading the ticket: the write reports success, no byte leaves the client, and
+    the connection is ruined (the next record is out of sequence). The same request written
+    outside that moment is answered.
+    """
+    requests = []
+
+    async def app(scope, receive, send):
+        requests.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    running = serve(app, **tls_options(certs))
+    request = b"GET /lost HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    written: list[int] = []
+    client: _HandDrivenTLSClient | None = None
+
+    def during_ticket(conn, direction, version, content_type, msg_type, data):
+        ticket = content_type == ssl._TLSContentType.HANDSHAKE and msg_type == ssl._TLSMessageType.NEWSESSION_TICKET
+        if direction == "read" and ticket and not written:
+            written.append(client.tls.write(request))  # where the sync client's other thread writes
+
+    context = client_context(certs)
+    context._msg_callback = during_ticket  # copied into each connection when it is made
+    client = _HandDrivenTLSClient(running.port, context)
+    with client.sock:
+        client.handshake()
+        while not written:  # the tickets follow the handshake at once
+            assert client.receive(), "the server closed without sending session tickets"
+            try:
+                client.tls.read(65536)
+            except ssl.SSLWantReadError:
+                pass
+        assert written == [len(request)]  # reported as written...
+        assert client.outgoing.pending == 0  # ...but nothing is left to send: it is gone
+        client.tls.write(request)  # again, now the ticket is processed: too late, out of sequence
+        client.flush()
+        assert client.read_until_closed() == b""
+    assert requests == []
+
+    client = _HandDrivenTLSClient(running.port, client_context(certs))
+    with client.sock:
+        client.handshake()
+        client.tls.write(request.replace(b"/lost", b"/answered"))
+        client.flush()
+        assert client.read_until_closed().startswith(b"HTTP/1.1 200")
+    assert requests == ["/answered"]

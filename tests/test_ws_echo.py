@@ -12,7 +12,7 @@ from conftest import Recorder, request
 from fastapi import FastAPI, WebSocket
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
-from ws_helpers import Events, echo_app, ws_url
+from ws_helpers import Events, echo_app, ws_url, wss_session
 
 
 def test_echo_text_and_binary(serve):
@@ -199,9 +199,12 @@ def test_wss_over_tls(serve, tmp_path):
     srv = serve(app, ssl_certfile=str(certfile), ssl_keyfile=str(keyfile))
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
-    with connect(f"wss://127.0.0.1:{srv.port}/", ssl=client_context) as ws:
-        ws.send("secret" * 10000)
-        assert ws.recv(timeout=5) == "secret" * 10000
+
+    async def talk(ws):
+        await ws.send("secret" * 10000)
+        return await ws.recv()
+
+    assert wss_session(f"wss://127.0.0.1:{srv.port}/", client_context, talk) == "secret" * 10000
     assert seen() == ["wss"]
 
 

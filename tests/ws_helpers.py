@@ -1,24 +1,51 @@
 """Helpers for the WebSocket tests: small ASGI websocket apps, and a raw peer.
 
-The ``websockets`` library is the well-behaved client. ``RawPeer`` is the badly behaved
-one — a blocking socket driven by a wsproto client connection — for what a good client
-never does: go silent, flood, send broken frames, or hand-craft a handshake.
+The ``websockets`` library is the well-behaved client: its sync client for ``ws://``, its
+asyncio client for ``wss://`` (``wss_session``, which says why). ``RawPeer`` is the badly
+behaved one — a blocking socket driven by a wsproto client connection — for what a good
+client never does: go silent, flood, send broken frames, or hand-craft a handshake.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import socket
+import ssl
 import threading
-from typing import Any
+from typing import Any, Awaitable, Callable, TypeVar
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Event, Message, Request
 
+T = TypeVar("T")
+
 
 def ws_url(srv: Any, path: str = "/") -> str:
     return f"ws://127.0.0.1:{srv.port}{path}"
+
+
+def wss_session(url: str, context: ssl.SSLContext, talk: Callable[[Any], Awaitable[T]], timeout: float = 5.0) -> T:
+    """Open ``url`` (``wss://``) with websockets' asyncio client, run ``talk(connection)`` and
+    return its result; the opening handshake and the talk get ``timeout`` seconds each.
+
+    Not the sync client: over TLS it is unreliable with any TLS 1.3 server. Its background
+    thread reads while the caller's thread writes, both on one OpenSSL connection object,
+    which OpenSSL does not allow; right after the handshake the server's session tickets
+    arrive just as the client writes its upgrade request, and a write made while the other
+    thread processes a ticket is acknowledged and never sent (shown deterministically by
+    tests/test_prod_tls.py::test_a_write_while_the_client_processes_tickets_is_lost). The
+    handshake then times out now and then, more often on a loaded machine. The asyncio
+    client keeps its TLS in one thread.
+    """
+    from websockets.asyncio.client import connect
+
+    async def session() -> T:
+        async with connect(url, ssl=context, open_timeout=timeout) as connection:
+            return await asyncio.wait_for(talk(connection), timeout)
+
+    return asyncio.run(session())
 
 
 async def echo_app(scope: Any, receive: Any, send: Any) -> None:
