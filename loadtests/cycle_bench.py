@@ -17,17 +17,23 @@ import pstats
 import time
 from typing import Any
 
+import h2.config
+import h2.connection
+import h2.settings
+import hpack
+
 from loadtests import apps
 from treadle.reactor import Reactor
 from treadle.server.apps.appset import AppSet
 from treadle.server.apps.middleware import wrap_runner
 from treadle.server.config import Config
 from treadle.server.http1.connection import Http1Connection
+from treadle.server.http2.connection import Http2Connection
 from treadle.server.state import ServerState
 
 WRK = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
 CASES = {"asgi": (apps.asgi, "asgi3"), "wsgi": (apps.wsgi, "wsgi")}
-ENGINES = ("fast", "h11")
+ENGINES = ("fast", "h11", "h2")  # the two HTTP/1.1 parsers, and HTTP/2 (prior knowledge)
 
 
 class RecordingTransport(asyncio.Transport):
@@ -64,19 +70,27 @@ class RecordingTransport(asyncio.Transport):
 async def drive(engine: str, app: Any, interface: str, requests: int) -> float:
     """Serve ``requests`` requests on one connection; return seconds per request."""
     loop = asyncio.get_running_loop()
-    config = Config(app, interface=interface, access_log=False, log_level="warning", http=engine)
+    http = "fast" if engine == "h2" else engine
+    config = Config(app, interface=interface, access_log=False, log_level="warning", http=http)
     state = ServerState(config)
     appset = AppSet(config)
     runner = wrap_runner(appset.runner(loop, state), config)  # as the server does (proxy headers)
     transport = RecordingTransport()
-    protocol = Http1Connection(config, state, runner, loop)
+    if engine == "h2":
+        protocol: Any = Http2Connection(config, state, runner, loop)
+        preface, messages = _h2_requests(requests)
+    else:
+        protocol = Http1Connection(config, state, runner, loop)
+        preface, messages = b"", [WRK] * requests
     protocol.connection_made(transport)
+    if preface:
+        protocol.data_received(preface)
     try:
         start = time.perf_counter()
-        for _ in range(requests):
+        for message in messages:
             transport.written = loop.create_future()
             # From a callback, as the transport calls it: not from inside this task.
-            loop.call_soon(protocol.data_received, WRK)
+            loop.call_soon(protocol.data_received, message)
             await transport.written
         elapsed = time.perf_counter() - start
     finally:
@@ -84,6 +98,22 @@ async def drive(engine: str, app: Any, interface: str, requests: int) -> float:
         if appset.pool is not None:
             appset.pool.shutdown()
     return elapsed / requests
+
+
+def _h2_requests(count: int) -> tuple[bytes, list[bytes]]:
+    """A client's preface (with windows too large to close during the run: the recording
+    transport never acknowledges anything) and ``count`` GET requests' HEADERS frames, made
+    beforehand so that the client's own cost is not measured: one header block, encoded so
+    that it leaves HPACK's dynamic table alone, under each stream id in turn."""
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    client.local_settings = h2.settings.Settings(client=True, initial_values={4: 2**31 - 1})
+    client.initiate_connection()
+    client.increment_flow_control_window(2**31 - 1 - 65535)
+    fields = [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"127.0.0.1:8000")]
+    block = hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(name, value) for name, value in fields])
+    end_stream_and_headers = 0x1 | 0x4
+    head = len(block).to_bytes(3, "big") + bytes((0x1, end_stream_and_headers))
+    return client.data_to_send(), [head + (2 * i + 1).to_bytes(4, "big") + block for i in range(count)]
 
 
 def main() -> None:
