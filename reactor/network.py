@@ -37,7 +37,12 @@ def _is_ip_literal(host) -> bool:
     if host is None:
         return True
     if isinstance(host, bytes):
-        host = host.decode("idna")
+        # A host given as bytes is already ASCII (an IDNA A-label such as anyio's IDNA 2008
+        # encoding of "faß.de"); Python's "idna" codec is IDNA 2003 and would refuse some.
+        try:
+            host = host.decode("ascii")
+        except UnicodeDecodeError:
+            return False
     try:
         ipaddress.ip_address(host.partition("%")[0])
     except ValueError:
@@ -124,31 +129,28 @@ class Networking:
         if interleave:
             infos = _interleave_families(infos, interleave)
         exceptions: list[OSError] = []
-        if happy_eyeballs_delay is None:
-            for info in infos:
-                try:
-                    return await self._connect_one(exceptions, info, local_infos)
-                except OSError:
-                    continue
-        else:
-            from asyncio import staggered
+        try:
+            if happy_eyeballs_delay is None:
+                for info in infos:
+                    try:
+                        return await self._connect_one(exceptions, info, local_infos)
+                    except OSError:
+                        continue
+            else:
+                from asyncio import staggered
 
-            attempts = [
-                (lambda info=info: self._connect_one(exceptions, info, local_infos)) for info in infos
-            ]
-            sock, _, _ = await staggered.staggered_race(attempts, happy_eyeballs_delay, loop=self)
-            if sock is not None:
-                return sock
-        if not exceptions:
-            raise OSError(f"Multiple exceptions: no address to connect to for {host!r}")
-        if all_errors:
-            raise ExceptionGroup("create_connection failed", exceptions)  # noqa: F821 (3.11+)
-        if len(exceptions) == 1:
-            raise exceptions[0]
-        first = str(exceptions[0])
-        if all(str(exc) == first for exc in exceptions):
-            raise exceptions[0]
-        raise OSError("Multiple exceptions: {}".format(", ".join(str(exc) for exc in exceptions)))
+                attempts = [
+                    (lambda info=info: self._connect_one(exceptions, info, local_infos)) for info in infos
+                ]
+                sock, _, _ = await staggered.staggered_race(attempts, happy_eyeballs_delay, loop=self)
+                if sock is not None:
+                    return sock
+            raise _connect_error(host, exceptions, all_errors)
+        finally:
+            # Each error's traceback holds the frames that hold this list, and the list holds the
+            # errors: left filled, every failed connect would leave a reference cycle for the
+            # garbage collector (anyio's test_happy_eyeballs_refcycles; CPython gh-124859).
+            exceptions.clear()
 
     async def _connect_one(self, exceptions, info, local_infos):
         family, type_, proto, _, address = info
@@ -446,6 +448,20 @@ class Networking:
             raise RuntimeError(f"fallback is disabled and native sendfile is not supported for "
                                f"transport {transport!r}")
         return await sendfile_by_writes(self, transport, file, offset, count)
+
+
+def _connect_error(host, exceptions: list[OSError], all_errors: bool) -> BaseException:
+    """The one error create_connection raises when every address failed."""
+    if not exceptions:
+        return OSError(f"Multiple exceptions: no address to connect to for {host!r}")
+    if all_errors:
+        return ExceptionGroup("create_connection failed", list(exceptions))  # noqa: F821 (3.11+)
+    if len(exceptions) == 1:
+        return exceptions[0]
+    first = str(exceptions[0])
+    if all(str(exc) == first for exc in exceptions):
+        return exceptions[0]
+    return OSError("Multiple exceptions: {}".format(", ".join(str(exc) for exc in exceptions)))
 
 
 def _interleave_families(infos, first_family_count: int):
