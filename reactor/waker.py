@@ -4,12 +4,19 @@ A thread that hands the reactor work (call_soon_threadsafe, an executor completi
 also interrupt the selector if it is blocked in epoll_wait. It does so by making a file
 descriptor the selector watches readable: an eventfd where Linux offers one (one fd, a
 counter that coalesces any number of wake-ups), a connected socket pair elsewhere.
+
+Another thread may call `wake()` while the loop's thread closes the loop (a worker reporting
+its result just as the loop shuts down: anyio's test_cancelscope_propagation did). A wake-up
+after close must do nothing, and must never write to the eventfd's number after it has been
+closed: the kernel may already have handed that number to a new file. So `wake()` and
+`close()` share a lock; uncontended, it costs far less than the system call it guards.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
 
 
 class Waker:
@@ -18,6 +25,8 @@ class Waker:
     def __init__(self) -> None:
         self._eventfd = -1
         self._rsock = self._wsock = None
+        self._lock = threading.Lock()
+        self._closed = False
         if hasattr(os, "eventfd"):
             self._eventfd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             self.fd = self._eventfd
@@ -28,20 +37,20 @@ class Waker:
             self.fd = self._rsock.fileno()
 
     def wake(self) -> None:
-        # A full pipe or a saturated counter means a wake-up is already pending: nothing is lost.
-        try:
-            if self._eventfd >= 0:
-                os.eventfd_write(self._eventfd, 1)
-            else:
-                self._wsock.send(b"\0")
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError:
-            # Closed under us while the loop shuts down; there is no one left to wake.
-            pass
+        with self._lock:
+            if self._closed:
+                return  # the loop is gone: there is no one left to wake
+            # A full pipe or a saturated counter means a wake-up is already pending: nothing is lost.
+            try:
+                if self._eventfd >= 0:
+                    os.eventfd_write(self._eventfd, 1)
+                else:
+                    self._wsock.send(b"\0")
+            except (BlockingIOError, InterruptedError):
+                pass
 
     def drain(self) -> None:
-        """Consume every pending wake-up so the fd stops reporting readable."""
+        """Consume every pending wake-up so the fd stops reporting readable (the loop's thread)."""
         try:
             if self._eventfd >= 0:
                 os.eventfd_read(self._eventfd)
@@ -52,9 +61,11 @@ class Waker:
             pass
 
     def close(self) -> None:
-        if self._eventfd >= 0:
-            os.close(self._eventfd)
-            self._eventfd = -1
-        if self._rsock is not None:
-            self._rsock.close()
-            self._wsock.close()
+        with self._lock:
+            self._closed = True
+            if self._eventfd >= 0:
+                os.close(self._eventfd)
+                self._eventfd = -1
+            if self._rsock is not None:
+                self._rsock.close()
+                self._wsock.close()
