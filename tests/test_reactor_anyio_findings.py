@@ -1,0 +1,110 @@
+"""What anyio's test suite found on the Reactor (tests/anyio_conformance.py), pinned by tests of our own.
+
+Each of these passed on asyncio's loop and failed on the Reactor when anyio's suite ran on both;
+each test here fails on the code before its fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+import socket
+import struct
+import sys
+
+import pytest
+
+from treadle import reactor
+from treadle.reactor.waker import Waker
+
+DEADLINE = 10.0
+
+
+class Recorder(asyncio.Protocol):
+    def __init__(self, loop) -> None:
+        self.lost = loop.create_future()
+
+    def connection_lost(self, exc) -> None:
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+def _reset(conn: socket.socket) -> None:
+    """Close with SO_LINGER 0: the kernel sends RST instead of FIN."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+@pytest.mark.parametrize("side", ["read", "write"])
+def test_a_peer_reset_goes_to_connection_lost_and_never_to_the_exception_handler(side) -> None:
+    # anyio's test runner fails a test on any exception-handler call; asyncio's transports give
+    # an OSError to connection_lost only, in debug mode too (anyio runs its tests in debug mode).
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)
+        errors = []
+        loop.set_exception_handler(lambda loop, context: errors.append(context))
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            transport, protocol = await loop.create_connection(
+                lambda: Recorder(loop), "127.0.0.1", listener.getsockname()[1])
+            conn, _ = listener.accept()  # the handshake is done: this does not block
+        if side == "write":
+            transport.pause_reading()  # so the reset is met by send(), not by recv()
+        _reset(conn)
+        if side == "write":
+            # The first send after an RST fails (ECONNRESET or EPIPE); before the RST has
+            # arrived a send may still succeed, so keep writing until the transport gives up.
+            while not protocol.lost.done():
+                transport.write(b"x" * 1024)
+                await asyncio.sleep(0.01)
+        exc = await asyncio.wait_for(protocol.lost, DEADLINE)
+        return exc, errors
+
+    exc, errors = reactor.run(main())
+    assert isinstance(exc, (ConnectionResetError, BrokenPipeError)), exc
+    assert errors == []
+
+
+@pytest.mark.skipif(sys.implementation.name == "pypy", reason="gc.get_referrers is unreliable on PyPy")
+def test_a_failed_connect_leaves_no_reference_cycle() -> None:
+    # The error's traceback holds the frames that held the list of errors, which held the error.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        except OSError as exc:
+            return exc
+        raise AssertionError("connected to a closed port")
+
+    exc = reactor.run(main())
+    assert isinstance(exc, ConnectionRefusedError)
+    # Before 3.11 the frame running this test is a referrer too (it holds `exc`); nothing else may be.
+    assert [ref for ref in gc.get_referrers(exc) if not inspect.isframe(ref)] == []
+
+
+def test_a_host_given_as_bytes_is_not_decoded_as_idna_2003() -> None:
+    # anyio passes hosts IDNA-2008-encoded, as bytes: "faß.de" is b"xn--fa-hia.de", which Python's
+    # IDNA 2003 codec refuses to decode. It is a name, not an IP literal, so it is resolved as one
+    # (AI_NUMERICHOST makes that fail at once, without asking any DNS server).
+    async def main():
+        loop = asyncio.get_running_loop()
+        with pytest.raises(socket.gaierror):
+            await loop.getaddrinfo(b"xn--fa-hia.de", 80, flags=socket.AI_NUMERICHOST)
+        return await loop.getaddrinfo(b"127.0.0.1", 80, type=socket.SOCK_STREAM)
+
+    infos = reactor.run(main())
+    assert [info[4] for info in infos] == [("127.0.0.1", 80)]
+
+
+def test_waking_a_closed_waker_does_nothing() -> None:
+    # A worker thread's call_soon_threadsafe can pass the loop's "closed?" check just before the
+    # loop's thread closes it; its wake-up then meets a closed waker, which must shrug.
+    waker = Waker()
+    waker.wake()
+    waker.close()
+    waker.wake()
