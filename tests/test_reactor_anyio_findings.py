@@ -14,9 +14,9 @@ import struct
 import sys
 
 import pytest
+from treadle.reactor.waker import Waker
 
 from treadle import reactor
-from treadle.reactor.waker import Waker
 
 DEADLINE = 10.0
 
