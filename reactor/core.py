@@ -573,7 +573,11 @@ class CoreLoop(asyncio.AbstractEventLoop):
                 logger.error("Exception in default exception handler", exc_info=True)
             return
         try:
-            self._exception_handler(self, context)
+            run_in = _context_of(context)
+            if run_in is None:
+                self._exception_handler(self, context)
+            else:
+                run_in.run(self._exception_handler, self, context)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -612,6 +616,20 @@ def _fileno(fileobj) -> int:
         return int(fileobj.fileno())
     except (AttributeError, TypeError, ValueError):
         raise ValueError(f"Invalid file object: {fileobj!r}") from None
+
+
+def _context_of(context: dict):
+    """The contextvars.Context a custom exception handler runs in: that of the task, future or
+    handle the error came from, so the handler sees the values the failing code set (what
+    asyncio does from Python 3.12, gh-96704). Tasks and handles have `get_context()` from 3.12
+    on; before, and for anything else, the handler runs in the loop's own context.
+    """
+    for key in ("task", "future", "handle"):
+        source = context.get(key)
+        if source is not None:
+            get_context = getattr(source, "get_context", None)
+            return get_context() if get_context is not None else None
+    return None
 
 
 def _describe_handle(handle: events.Handle) -> str:
