@@ -349,7 +349,7 @@ class Networking:
                 raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
         sock.setblocking(False)
         server = Server(self, [sock], protocol_factory, ssl, backlog, ssl_handshake_timeout,
-                        ssl_shutdown_timeout, unix_path=path if cleanup_socket else None)
+                        ssl_shutdown_timeout, unix_file=_socket_file(sock) if cleanup_socket else None)
         if start_serving:
             server._start_serving()
             await asyncio.sleep(0)
@@ -448,6 +448,24 @@ class Networking:
             raise RuntimeError(f"fallback is disabled and native sendfile is not supported for "
                                f"transport {transport!r}")
         return await sendfile_by_writes(self, transport, file, offset, count)
+
+
+def _socket_file(sock: socket.socket):
+    """(path, st_dev, st_ino) of the file a Unix listener is bound to, for Server.close() to
+    remove; None for an abstract or unbound socket, or a file already gone.
+
+    Whether the server made the socket from a path or was handed one already bound (`sock=`),
+    closing it removes the file, as asyncio does from Python 3.13 (on every Python here): but only
+    while it is still that file, not one another process has bound at the same path since.
+    """
+    path = sock.getsockname()
+    if not isinstance(path, str) or not path or path[0] == "\x00":
+        return None  # abstract names come back as bytes; an unbound socket as ""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (path, st.st_dev, st.st_ino)
 
 
 def _connect_error(host, exceptions: list[OSError], all_errors: bool) -> BaseException:
