@@ -348,8 +348,12 @@ class Networking:
             if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
         sock.setblocking(False)
+        # The file of a socket we bound is ours to remove on close; a socket handed to us was
+        # bound by the caller, whose file asyncio removes only from 3.13 (older code, and
+        # CPython's older tests, unlink it themselves afterwards).
+        cleanup = cleanup_socket and (path is not None or sys.version_info >= (3, 13))
         server = Server(self, [sock], protocol_factory, ssl, backlog, ssl_handshake_timeout,
-                        ssl_shutdown_timeout, unix_file=_socket_file(sock) if cleanup_socket else None)
+                        ssl_shutdown_timeout, unix_file=_socket_file(sock) if cleanup else None)
         if start_serving:
             server._start_serving()
             await asyncio.sleep(0)
@@ -454,9 +458,8 @@ def _socket_file(sock: socket.socket):
     """(path, st_dev, st_ino) of the file a Unix listener is bound to, for Server.close() to
     remove; None for an abstract or unbound socket, or a file already gone.
 
-    Whether the server made the socket from a path or was handed one already bound (`sock=`),
-    closing it removes the file, as asyncio does from Python 3.13 (on every Python here): but only
-    while it is still that file, not one another process has bound at the same path since.
+    Closing the server removes the file, as asyncio does from Python 3.13, but only while it is
+    still that file, not one another process has bound at the same path since.
     """
     path = sock.getsockname()
     if not isinstance(path, str) or not path or path[0] == "\x00":

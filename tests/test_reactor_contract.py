@@ -67,6 +67,7 @@ async def _unix_server(**kwargs):
     return server
 
 
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="before 3.13 the caller's socket file is left to the caller")
 def test_closing_a_unix_server_removes_its_socket_file_also_when_handed_a_bound_socket(socket_path) -> None:
     async def main():
         with socket.socket(socket.AF_UNIX) as sock:
@@ -77,6 +78,19 @@ def test_closing_a_unix_server_removes_its_socket_file_also_when_handed_a_bound_
             return os.path.exists(socket_path)
 
     assert reactor.run(main()) is False
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 13), reason="3.13 removes it")
+def test_before_313_closing_a_unix_server_leaves_a_handed_sockets_file_to_the_caller(socket_path) -> None:
+    async def main():
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(socket_path)
+            server = await _unix_server(sock=sock)
+            server.close()
+            await server.wait_closed()
+            return os.path.exists(socket_path)
+
+    assert reactor.run(main()) is True
 
 
 def test_closing_a_unix_server_keeps_a_socket_file_bound_there_since(socket_path) -> None:
