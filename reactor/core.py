@@ -101,7 +101,7 @@ class CoreLoop(asyncio.AbstractEventLoop):
         self._thread_id = threading.get_ident()
         self._set_coroutine_origin_tracking(self._debug)
         sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook)
-        events._set_running_loop(self)
+        asyncio._set_running_loop(self)
         try:
             while True:
                 self._run_once()
@@ -110,7 +110,7 @@ class CoreLoop(asyncio.AbstractEventLoop):
         finally:
             self._stopping = False
             self._thread_id = None
-            events._set_running_loop(None)
+            asyncio._set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_agen_hooks)
 
@@ -174,7 +174,7 @@ class CoreLoop(asyncio.AbstractEventLoop):
     def _check_not_running(self) -> None:
         if self.is_running():
             raise RuntimeError("This event loop is already running")
-        if events._get_running_loop() is not None:
+        if asyncio._get_running_loop() is not None:
             raise RuntimeError("Cannot run the event loop while another loop is running")
 
     # ------------------------------------------------------------------ one pass of the loop
@@ -446,11 +446,12 @@ class CoreLoop(asyncio.AbstractEventLoop):
         return True
 
     def _forget_stale_fd(self, fd) -> None:
+        # Only the kernel-side backends (epoll, kqueue, devpoll) can fail a modify this way, and
+        # their unregister() already ignores the kernel's "no such registration".
         try:
             self._selector.unregister(fd)
-        except (KeyError, OSError, ValueError):
-            # select/poll backends may still hold the stale entry in their own map.
-            self._selector._fd_to_key.pop(_fileno(fd), None)
+        except (KeyError, ValueError):
+            pass  # not registered (any more): registering afresh is all that is left to do
 
     # ------------------------------------------------------------------ the thread pool bridge
 
