@@ -60,6 +60,21 @@ def _check_ssl_args(ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_ti
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
 
 
+def _default_client_context(server_side: bool, server_hostname):
+    """The context `ssl=True` means: the system's trusted CAs, checking the peer's name if one is given.
+
+    A server cannot do with a default context: it needs its own certificate.
+    """
+    import ssl as ssl_module
+
+    if server_side:
+        raise ValueError("Server side SSL needs a valid SSLContext")
+    context = ssl_module.create_default_context()
+    if not server_hostname:
+        context.check_hostname = False  # nothing to check against (create_connection(sock=...))
+    return context
+
+
 def _ssl_protocol(loop, app_protocol, sslcontext, waiter, server_side, server_hostname,
                   handshake_timeout, shutdown_timeout, call_connection_made=True):
     kwargs = {"ssl_handshake_timeout": handshake_timeout, "call_connection_made": call_connection_made}
@@ -191,8 +206,7 @@ class Networking:
         app_protocol = protocol_factory()
         waiter = self.create_future()
         if ssl:
-            sslcontext = asyncio.sslproto._create_transport_context(server_side, server_hostname) \
-                if ssl is True else ssl
+            sslcontext = _default_client_context(server_side, server_hostname) if ssl is True else ssl
             protocol = _ssl_protocol(self, app_protocol, sslcontext, waiter, server_side, server_hostname,
                                      ssl_handshake_timeout, ssl_shutdown_timeout)
             transport = SocketTransport(self, sock, protocol)
