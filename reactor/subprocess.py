@@ -26,6 +26,7 @@ import subprocess
 import warnings
 
 from .childwatch import ChildWatch, watch_child
+from .transport_errors import asyncio_logger
 
 PIPE = subprocess.PIPE
 
@@ -191,7 +192,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             return
         self._returncode = returncode
         if self._loop.get_debug():
-            asyncio.log.logger.info("%r exited with return code %r", self, returncode)
+            asyncio_logger.info("%r exited with return code %r", self, returncode)
         if self._connect_failed:
             self._wake_exit_waiters()  # subprocess_exec() is waiting to report the failure
         else:
@@ -289,7 +290,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         # The child may have exited before the watch told us: poll() first, as asyncio does.
         if self._proc.poll() is None:
             if self._loop.get_debug():
-                asyncio.log.logger.warning("Close running child process: kill %r", self)
+                asyncio_logger.warning("Close running child process: kill %r", self)
             self._proc.kill()
 
     def _abandon(self) -> bool:

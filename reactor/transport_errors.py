@@ -13,6 +13,9 @@ from __future__ import annotations
 import logging
 
 logger = logging.getLogger("reactor")
+# The warnings asyncio's own transports log go to asyncio's logger here too, so an app's logging
+# setup for asyncio applies whichever loop it runs on.
+asyncio_logger = logging.getLogger("asyncio")
 
 
 class FatalErrorReporting:
