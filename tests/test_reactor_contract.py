@@ -62,55 +62,46 @@ def socket_path():
         yield os.path.join(folder, "s")
 
 
-async def _unix_server(**kwargs):
-    server = await asyncio.get_running_loop().create_unix_server(asyncio.Protocol, **kwargs)
-    return server
+def _file_left_after_closing(socket_path: str, bind_first: bool, **kwargs) -> bool:
+    """Serve on `socket_path` (bound by us first and handed over as `sock=`, or by the loop from
+    `path=`), close the server, and say whether the socket file is still there."""
 
-
-@pytest.mark.skipif(sys.version_info < (3, 13), reason="before 3.13 the caller's socket file is left to the caller")
-def test_closing_a_unix_server_removes_its_socket_file_also_when_handed_a_bound_socket(socket_path) -> None:
-    async def main():
+    async def main() -> bool:
+        loop = asyncio.get_running_loop()
         with socket.socket(socket.AF_UNIX) as sock:
-            sock.bind(socket_path)
-            server = await _unix_server(sock=sock)
+            if bind_first:
+                sock.bind(socket_path)
+                kwargs["sock"] = sock
+            else:
+                kwargs["path"] = socket_path
+            server = await loop.create_unix_server(asyncio.Protocol, **kwargs)
             server.close()
             await server.wait_closed()
             return os.path.exists(socket_path)
 
-    assert reactor.run(main()) is False
+    return reactor.run(main())
 
 
-@pytest.mark.skipif(sys.version_info >= (3, 13), reason="3.13 removes it")
-def test_before_313_closing_a_unix_server_leaves_a_handed_sockets_file_to_the_caller(socket_path) -> None:
-    async def main():
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.bind(socket_path)
-            server = await _unix_server(sock=sock)
-            server.close()
-            await server.wait_closed()
-            return os.path.exists(socket_path)
+def test_closing_a_unix_server_removes_the_socket_file_it_bound(socket_path) -> None:
+    assert _file_left_after_closing(socket_path, bind_first=False) is False
 
-    assert reactor.run(main()) is True
+
+def test_a_handed_sockets_file_is_removed_from_313_and_left_to_the_caller_before(socket_path) -> None:
+    assert _file_left_after_closing(socket_path, bind_first=True) is (sys.version_info < (3, 13))
+
+
+def test_cleanup_socket_false_keeps_the_file(socket_path) -> None:
+    assert _file_left_after_closing(socket_path, bind_first=False, cleanup_socket=False) is True
 
 
 def test_closing_a_unix_server_keeps_a_socket_file_bound_there_since(socket_path) -> None:
     async def main():
-        server = await _unix_server(path=socket_path)
+        server = await asyncio.get_running_loop().create_unix_server(asyncio.Protocol, path=socket_path)
         os.unlink(socket_path)
         with socket.socket(socket.AF_UNIX) as other:
             other.bind(socket_path)  # someone else's socket, at the same path
             server.close()
             await server.wait_closed()
             return os.path.exists(socket_path)
-
-    assert reactor.run(main()) is True
-
-
-def test_cleanup_socket_false_keeps_the_file(socket_path) -> None:
-    async def main():
-        server = await _unix_server(path=socket_path, cleanup_socket=False)
-        server.close()
-        await server.wait_closed()
-        return os.path.exists(socket_path)
 
     assert reactor.run(main()) is True
