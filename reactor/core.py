@@ -216,6 +216,11 @@ class CoreLoop(asyncio.AbstractEventLoop):
             handle = popleft()
             if not handle._cancelled:
                 handle._run()
+        # Let go of the last handle run. A frame that outlives its call (one in a traceback kept
+        # by an exception, say) keeps its callers' frames and their locals alive: this frame's
+        # `handle` would keep the last callback's task, and the error it finished with, in a cycle
+        # (anyio's test_exception_refcycles_parent_task on 3.13; asyncio's loop does the same).
+        handle = None
 
     def _run_ready_debug(self, count: int) -> None:
         popleft = self._ready.popleft
@@ -228,6 +233,7 @@ class CoreLoop(asyncio.AbstractEventLoop):
             took = time.monotonic() - started
             if took >= self.slow_callback_duration:
                 logger.warning("Executing %s took %.3f seconds", _describe_handle(handle), took)
+        handle = None  # as in _run_once: no cycle through this frame's locals
 
     # ------------------------------------------------------------------ scheduling callbacks
 
