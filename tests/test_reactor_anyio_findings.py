@@ -88,6 +88,35 @@ def test_a_failed_connect_leaves_no_reference_cycle() -> None:
     assert reactor.run(main()) == []
 
 
+class Done(Exception):
+    pass
+
+
+@pytest.mark.skipif(sys.implementation.name == "pypy", reason="gc.get_referrers is unreliable on PyPy")
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_failed_tasks_error_is_not_kept_alive_by_the_loop(debug) -> None:
+    # The task's error holds its traceback, whose frames outlive their calls and so keep their
+    # callers' frames: had the loop's pass kept the last handle it ran in a local, that handle
+    # would hold the task, and the task its error (anyio's test_exception_refcycles_parent_task;
+    # before the fix this failed on 3.13, whose finished frames keep their callers' frames).
+    async def main():
+        async def child():
+            raise Done
+
+        task = asyncio.get_running_loop().create_task(child())
+        try:
+            await task
+        except Done as exc:
+            error = exc
+        del task
+        # Resume from a callback of our own: the one that woke us from `await task` holds the task.
+        await asyncio.sleep(0)
+        return [repr(ref) for ref in gc.get_referrers(error)
+                if not (inspect.isframe(ref) or inspect.iscoroutine(ref))]
+
+    assert reactor.run(main(), debug=debug) == []
+
+
 def test_a_host_given_as_bytes_is_not_decoded_as_idna_2003() -> None:
     # anyio passes hosts IDNA-2008-encoded, as bytes: "faß.de" is b"xn--fa-hia.de", which Python's
     # IDNA 2003 codec refuses to decode. It is a name, not an IP literal, so it is resolved as one
