@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import os
 import socket
 import struct
 import sys
+import threading
 
 import pytest
 from treadle.reactor.waker import Waker
@@ -138,3 +140,33 @@ def test_waking_a_closed_waker_does_nothing() -> None:
     waker.wake()
     waker.close()
     waker.wake()
+
+
+def test_a_wake_up_that_interrupts_a_wake_up_returns(monkeypatch) -> None:
+    # A signal handler calling call_soon_threadsafe runs between two bytecodes of the main
+    # thread, possibly inside another wake(): wake() must take no lock (one did, and a second
+    # SIGINT arriving during the first one's handler hung the server: test_cli's
+    # test_second_signal_forces_shutdown). Simulated: the write itself wakes again, once.
+    waker = Waker()
+    nested = []
+
+    def interrupting(write):
+        def wrapped(*args):
+            if not nested:
+                nested.append(True)
+                waker.wake()  # what the signal handler would do, mid-wake
+            return write(*args)
+
+        return wrapped
+
+    if waker._eventfd >= 0:
+        monkeypatch.setattr(os, "eventfd_write", interrupting(os.eventfd_write))
+    else:
+        wrapped = type("Wrapped", (), {"send": staticmethod(interrupting(waker._wsock.send))})
+        monkeypatch.setattr(waker, "_wsock", wrapped())
+    done = threading.Event()
+    threading.Thread(target=lambda: (waker.wake(), done.set()), daemon=True).start()
+    assert done.wait(DEADLINE), "wake() deadlocked on itself"
+    assert nested == [True]
+    monkeypatch.undo()
+    waker.close()
