@@ -101,7 +101,7 @@ class CoreLoop(asyncio.AbstractEventLoop):
         self._thread_id = threading.get_ident()
         self._set_coroutine_origin_tracking(self._debug)
         sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook)
-        events._set_running_loop(self)
+        asyncio._set_running_loop(self)
         try:
             while True:
                 self._run_once()
@@ -110,7 +110,7 @@ class CoreLoop(asyncio.AbstractEventLoop):
         finally:
             self._stopping = False
             self._thread_id = None
-            events._set_running_loop(None)
+            asyncio._set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_agen_hooks)
 
@@ -174,7 +174,7 @@ class CoreLoop(asyncio.AbstractEventLoop):
     def _check_not_running(self) -> None:
         if self.is_running():
             raise RuntimeError("This event loop is already running")
-        if events._get_running_loop() is not None:
+        if asyncio._get_running_loop() is not None:
             raise RuntimeError("Cannot run the event loop while another loop is running")
 
     # ------------------------------------------------------------------ one pass of the loop
@@ -216,6 +216,11 @@ class CoreLoop(asyncio.AbstractEventLoop):
             handle = popleft()
             if not handle._cancelled:
                 handle._run()
+        # Let go of the last handle run. A frame that outlives its call (one in a traceback kept
+        # by an exception, say) keeps its callers' frames and their locals alive: this frame's
+        # `handle` would keep the last callback's task, and the error it finished with, in a cycle
+        # (anyio's test_exception_refcycles_parent_task on 3.13; asyncio's loop does the same).
+        handle = None
 
     def _run_ready_debug(self, count: int) -> None:
         popleft = self._ready.popleft
@@ -228,6 +233,7 @@ class CoreLoop(asyncio.AbstractEventLoop):
             took = time.monotonic() - started
             if took >= self.slow_callback_duration:
                 logger.warning("Executing %s took %.3f seconds", _describe_handle(handle), took)
+        handle = None  # as in _run_once: no cycle through this frame's locals
 
     # ------------------------------------------------------------------ scheduling callbacks
 
@@ -446,11 +452,12 @@ class CoreLoop(asyncio.AbstractEventLoop):
         return True
 
     def _forget_stale_fd(self, fd) -> None:
+        # Only the kernel-side backends (epoll, kqueue, devpoll) can fail a modify this way, and
+        # their unregister() already ignores the kernel's "no such registration".
         try:
             self._selector.unregister(fd)
-        except (KeyError, OSError, ValueError):
-            # select/poll backends may still hold the stale entry in their own map.
-            self._selector._fd_to_key.pop(_fileno(fd), None)
+        except (KeyError, ValueError):
+            pass  # not registered (any more): registering afresh is all that is left to do
 
     # ------------------------------------------------------------------ the thread pool bridge
 
@@ -573,7 +580,11 @@ class CoreLoop(asyncio.AbstractEventLoop):
                 logger.error("Exception in default exception handler", exc_info=True)
             return
         try:
-            self._exception_handler(self, context)
+            run_in = _context_of(context)
+            if run_in is None:
+                self._exception_handler(self, context)
+            else:
+                run_in.run(self._exception_handler, self, context)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -612,6 +623,20 @@ def _fileno(fileobj) -> int:
         return int(fileobj.fileno())
     except (AttributeError, TypeError, ValueError):
         raise ValueError(f"Invalid file object: {fileobj!r}") from None
+
+
+def _context_of(context: dict):
+    """The contextvars.Context a custom exception handler runs in: that of the task, future or
+    handle the error came from, so the handler sees the values the failing code set (what
+    asyncio does from Python 3.12, gh-96704). Tasks and handles have `get_context()` from 3.12
+    on; before, and for anything else, the handler runs in the loop's own context.
+    """
+    for key in ("task", "future", "handle"):
+        source = context.get(key)
+        if source is not None:
+            get_context = getattr(source, "get_context", None)
+            return get_context() if get_context is not None else None
+    return None
 
 
 def _describe_handle(handle: events.Handle) -> str:

@@ -20,7 +20,7 @@ import stat
 import warnings
 
 from .flowcontrol import WARN_AFTER_WRITES_TO_CLOSED, WriteFlowControl
-from .transport_errors import FatalErrorReporting
+from .transport_errors import FatalErrorReporting, asyncio_logger
 
 # Large enough for any UDP datagram (65,507 bytes over IPv4) and for most Unix datagrams;
 # a longer one is truncated by the kernel, as for any recvfrom of this size.
@@ -132,7 +132,7 @@ class DatagramTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport
             # Like a stream transport: dropped, and said so once it looks like a habit.
             self._writes_after_close += 1
             if self._writes_after_close >= WARN_AFTER_WRITES_TO_CLOSED:
-                asyncio.log.logger.warning("socket.send() raised exception.")
+                asyncio_logger.warning("socket.send() raised exception.")
             return
         if not self._buffer:
             # Fast path: the socket takes the datagram and nothing is queued.
@@ -302,7 +302,7 @@ class Datagrams:
                 except FileNotFoundError:
                     pass
                 except OSError as exc:
-                    asyncio.log.logger.error("Unable to check or remove stale UNIX socket %r: %r",
+                    asyncio_logger.error("Unable to check or remove stale UNIX socket %r: %r",
                                              local_addr, exc)
             return [((family, proto), (local_addr, remote_addr))]
         # Resolve both; keep the (family, proto) kinds for which every given address resolved.

@@ -37,7 +37,12 @@ def _is_ip_literal(host) -> bool:
     if host is None:
         return True
     if isinstance(host, bytes):
-        host = host.decode("idna")
+        # A host given as bytes is already ASCII (an IDNA A-label such as anyio's IDNA 2008
+        # encoding of "faß.de"); Python's "idna" codec is IDNA 2003 and would refuse some.
+        try:
+            host = host.decode("ascii")
+        except UnicodeDecodeError:
+            return False
     try:
         ipaddress.ip_address(host.partition("%")[0])
     except ValueError:
@@ -53,6 +58,21 @@ def _check_ssl_args(ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_ti
             raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
         if ssl_shutdown_timeout is not None:
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+
+
+def _default_client_context(server_side: bool, server_hostname):
+    """The context `ssl=True` means: the system's trusted CAs, checking the peer's name if one is given.
+
+    A server cannot do with a default context: it needs its own certificate.
+    """
+    import ssl as ssl_module
+
+    if server_side:
+        raise ValueError("Server side SSL needs a valid SSLContext")
+    context = ssl_module.create_default_context()
+    if not server_hostname:
+        context.check_hostname = False  # nothing to check against (create_connection(sock=...))
+    return context
 
 
 def _ssl_protocol(loop, app_protocol, sslcontext, waiter, server_side, server_hostname,
@@ -124,31 +144,28 @@ class Networking:
         if interleave:
             infos = _interleave_families(infos, interleave)
         exceptions: list[OSError] = []
-        if happy_eyeballs_delay is None:
-            for info in infos:
-                try:
-                    return await self._connect_one(exceptions, info, local_infos)
-                except OSError:
-                    continue
-        else:
-            from asyncio import staggered
+        try:
+            if happy_eyeballs_delay is None:
+                for info in infos:
+                    try:
+                        return await self._connect_one(exceptions, info, local_infos)
+                    except OSError:
+                        continue
+            else:
+                from asyncio import staggered
 
-            attempts = [
-                (lambda info=info: self._connect_one(exceptions, info, local_infos)) for info in infos
-            ]
-            sock, _, _ = await staggered.staggered_race(attempts, happy_eyeballs_delay, loop=self)
-            if sock is not None:
-                return sock
-        if not exceptions:
-            raise OSError(f"Multiple exceptions: no address to connect to for {host!r}")
-        if all_errors:
-            raise ExceptionGroup("create_connection failed", exceptions)  # noqa: F821 (3.11+)
-        if len(exceptions) == 1:
-            raise exceptions[0]
-        first = str(exceptions[0])
-        if all(str(exc) == first for exc in exceptions):
-            raise exceptions[0]
-        raise OSError("Multiple exceptions: {}".format(", ".join(str(exc) for exc in exceptions)))
+                attempts = [
+                    (lambda info=info: self._connect_one(exceptions, info, local_infos)) for info in infos
+                ]
+                sock, _, _ = await staggered.staggered_race(attempts, happy_eyeballs_delay, loop=self)
+                if sock is not None:
+                    return sock
+            raise _connect_error(host, exceptions, all_errors)
+        finally:
+            # Each error's traceback holds the frames that hold this list, and the list holds the
+            # errors: left filled, every failed connect would leave a reference cycle for the
+            # garbage collector (anyio's test_happy_eyeballs_refcycles; CPython gh-124859).
+            exceptions.clear()
 
     async def _connect_one(self, exceptions, info, local_infos):
         family, type_, proto, _, address = info
@@ -189,8 +206,7 @@ class Networking:
         app_protocol = protocol_factory()
         waiter = self.create_future()
         if ssl:
-            sslcontext = asyncio.sslproto._create_transport_context(server_side, server_hostname) \
-                if ssl is True else ssl
+            sslcontext = _default_client_context(server_side, server_hostname) if ssl is True else ssl
             protocol = _ssl_protocol(self, app_protocol, sslcontext, waiter, server_side, server_hostname,
                                      ssl_handshake_timeout, ssl_shutdown_timeout)
             transport = SocketTransport(self, sock, protocol)
@@ -346,8 +362,12 @@ class Networking:
             if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
         sock.setblocking(False)
+        # The file of a socket we bound is ours to remove on close; a socket handed to us was
+        # bound by the caller, whose file asyncio removes only from 3.13 (older code, and
+        # CPython's older tests, unlink it themselves afterwards).
+        cleanup = cleanup_socket and (path is not None or sys.version_info >= (3, 13))
         server = Server(self, [sock], protocol_factory, ssl, backlog, ssl_handshake_timeout,
-                        ssl_shutdown_timeout, unix_path=path if cleanup_socket else None)
+                        ssl_shutdown_timeout, unix_file=_socket_file(sock) if cleanup else None)
         if start_serving:
             server._start_serving()
             await asyncio.sleep(0)
@@ -446,6 +466,37 @@ class Networking:
             raise RuntimeError(f"fallback is disabled and native sendfile is not supported for "
                                f"transport {transport!r}")
         return await sendfile_by_writes(self, transport, file, offset, count)
+
+
+def _socket_file(sock: socket.socket):
+    """(path, st_dev, st_ino) of the file a Unix listener is bound to, for Server.close() to
+    remove; None for an abstract or unbound socket, or a file already gone.
+
+    Closing the server removes the file, as asyncio does from Python 3.13, but only while it is
+    still that file, not one another process has bound at the same path since.
+    """
+    path = sock.getsockname()
+    if not isinstance(path, str) or not path or path[0] == "\x00":
+        return None  # abstract names come back as bytes; an unbound socket as ""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (path, st.st_dev, st.st_ino)
+
+
+def _connect_error(host, exceptions: list[OSError], all_errors: bool) -> BaseException:
+    """The one error create_connection raises when every address failed."""
+    if not exceptions:
+        return OSError(f"Multiple exceptions: no address to connect to for {host!r}")
+    if all_errors:
+        return ExceptionGroup("create_connection failed", list(exceptions))  # noqa: F821 (3.11+)
+    if len(exceptions) == 1:
+        return exceptions[0]
+    first = str(exceptions[0])
+    if all(str(exc) == first for exc in exceptions):
+        return exceptions[0]
+    return OSError("Multiple exceptions: {}".format(", ".join(str(exc) for exc in exceptions)))
 
 
 def _interleave_families(infos, first_family_count: int):

@@ -22,7 +22,7 @@ import warnings
 from asyncio import BufferedProtocol
 
 from .flowcontrol import WARN_AFTER_WRITES_TO_CLOSED, WriteFlowControl
-from .transport_errors import FatalErrorReporting
+from .transport_errors import FatalErrorReporting, asyncio_logger
 
 # One read takes at most this much, as for sockets: few wake-ups for a fast writer, a bounded
 # buffer per read.
@@ -246,7 +246,7 @@ class WritePipeTransport(_PipeTransportBase, WriteFlowControl, asyncio.WriteTran
             # the protocol learns of it through connection_lost.
             self._writes_after_close += 1
             if self._writes_after_close >= WARN_AFTER_WRITES_TO_CLOSED:
-                asyncio.log.logger.warning("pipe closed by peer or os.write(pipe, data) raised exception.")
+                asyncio_logger.warning("pipe closed by peer or os.write(pipe, data) raised exception.")
             return
         if not self._buffer:
             # Fast path: the pipe usually has room and nothing needs buffering.

@@ -28,7 +28,7 @@ class EventLoopPolicy(_BasePolicy):
 
 def run(main, *, debug: bool | None = None, selector: str | None = None):
     """Run coroutine `main` to completion on a new Reactor, then close it cleanly."""
-    if events._get_running_loop() is not None:
+    if asyncio._get_running_loop() is not None:
         raise RuntimeError("reactor.run() cannot be called from a running event loop")
     if not asyncio.iscoroutine(main):
         raise ValueError(f"a coroutine was expected, got {main!r}")

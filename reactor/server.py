@@ -14,7 +14,7 @@ import weakref
 
 class Server(asyncio.AbstractServer):
     def __init__(self, loop, sockets, protocol_factory, ssl_context, backlog, ssl_handshake_timeout,
-                 ssl_shutdown_timeout, unix_path=None) -> None:
+                 ssl_shutdown_timeout, unix_file=None) -> None:
         self._loop = loop
         self._sockets = sockets
         self._protocol_factory = protocol_factory
@@ -22,7 +22,8 @@ class Server(asyncio.AbstractServer):
         self._backlog = backlog
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._ssl_shutdown_timeout = ssl_shutdown_timeout
-        self._unix_path = unix_path
+        # (path, st_dev, st_ino) of a Unix listener's socket file, removed on close() if unchanged.
+        self._unix_file = unix_file
         self._clients: weakref.WeakSet = weakref.WeakSet()
         self._serving = False
         self._serving_forever: asyncio.Future | None = None
@@ -87,9 +88,12 @@ class Server(asyncio.AbstractServer):
         for sock in sockets:
             self._loop._remove_reader(sock.fileno())
             sock.close()
-        if self._unix_path is not None:
+        if self._unix_file is not None:
+            path, dev, ino = self._unix_file
             try:
-                os.unlink(self._unix_path)
+                st = os.stat(path)
+                if (st.st_dev, st.st_ino) == (dev, ino):  # not a socket someone bound there since
+                    os.unlink(path)
             except OSError:
                 pass
         if self._serving_forever is not None and not self._serving_forever.done():

@@ -107,7 +107,7 @@ class SignalHandling:
                 handle = self._signal_handlers.get(signum)
                 if handle is None:
                     continue
-                if handle._cancelled:
+                if handle.cancelled():
                     self.remove_signal_handler(signum)
                 else:
                     self._ready.append(handle)

@@ -26,6 +26,7 @@ import subprocess
 import warnings
 
 from .childwatch import ChildWatch, watch_child
+from .transport_errors import asyncio_logger
 
 PIPE = subprocess.PIPE
 
@@ -42,6 +43,19 @@ def _check_popen_options(universal_newlines, bufsize, text, encoding, errors) ->
         raise ValueError("encoding must be None")
     if errors is not None:
         raise ValueError("errors must be None")
+
+
+def _spawn(args, shell: bool, stdin, stdout, stderr, bufsize: int, popen_kwargs: dict) -> subprocess.Popen:
+    """Start the child with `subprocess.Popen`, in the loop's thread, as asyncio does.
+
+    fork/exec (vfork or posix_spawn where Popen can) is quick, and a failure (no such program)
+    is raised straight to the caller. Popen learns of that failure by reading its error pipe
+    until the child has exec'd: a short blocking `os.read`, the same asyncio's loop makes. (Kept
+    in a function of its own so a blocking-call detector can be told about exactly this wait.)
+    """
+    return subprocess.Popen(
+        args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
+        universal_newlines=False, bufsize=bufsize, **popen_kwargs)
 
 
 class _PipeEnd(asyncio.Protocol):
@@ -88,11 +102,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._pending: list | None = []
         # Set if connecting failed: the protocol is then never called again.
         self._connect_failed = False
-        # Popen runs in the loop's thread, as asyncio does: fork/exec (or vfork/posix_spawn) is
-        # quick, and a failure (no such program) is raised straight to the caller.
-        self._proc = subprocess.Popen(
-            args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
-            universal_newlines=False, bufsize=bufsize, **popen_kwargs)
+        self._proc = _spawn(args, shell, stdin, stdout, stderr, bufsize, popen_kwargs)
         self._pid = self._proc.pid
         self._extra["subprocess"] = self._proc
         self._closed = self._finished = False
@@ -182,7 +192,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             return
         self._returncode = returncode
         if self._loop.get_debug():
-            asyncio.log.logger.info("%r exited with return code %r", self, returncode)
+            asyncio_logger.info("%r exited with return code %r", self, returncode)
         if self._connect_failed:
             self._wake_exit_waiters()  # subprocess_exec() is waiting to report the failure
         else:
@@ -280,7 +290,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         # The child may have exited before the watch told us: poll() first, as asyncio does.
         if self._proc.poll() is None:
             if self._loop.get_debug():
-                asyncio.log.logger.warning("Close running child process: kill %r", self)
+                asyncio_logger.warning("Close running child process: kill %r", self)
             self._proc.kill()
 
     def _abandon(self) -> bool:

@@ -30,7 +30,7 @@ class TimerHeap:
         return len(self._heap) - self._cancelled
 
     def push(self, handle: TimerHandle) -> None:
-        heapq.heappush(self._heap, (handle._when, next(self._sequence), handle))
+        heapq.heappush(self._heap, (handle.when(), next(self._sequence), handle))
         handle._scheduled = True
 
     def cancelled(self, handle: TimerHandle) -> None:

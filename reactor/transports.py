@@ -17,7 +17,7 @@ from asyncio import BufferedProtocol
 from asyncio.constants import _SendfileMode
 
 from .flowcontrol import WARN_AFTER_WRITES_TO_CLOSED, WriteFlowControl
-from .transport_errors import FatalErrorReporting
+from .transport_errors import FatalErrorReporting, asyncio_logger
 
 # One read takes at most this much: large enough that a fast sender needs few wake-ups.
 # (The loop owns the buffer of this size that the reads go into: see `_read_ready`.)
@@ -176,7 +176,7 @@ class SocketTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport):
             return
         if self._conn_lost:
             if self._conn_lost >= WARN_AFTER_WRITES_TO_CLOSED:
-                asyncio.log.logger.warning("socket.send() raised exception.")
+                asyncio_logger.warning("socket.send() raised exception.")
             self._conn_lost += 1
             return
         if not self._buffer:
