@@ -16,9 +16,9 @@ import sys
 import threading
 
 import pytest
-from treadle.reactor.waker import Waker
 
 from treadle import reactor
+from treadle.reactor.waker import Waker
 
 DEADLINE = 10.0
 
