@@ -364,3 +364,29 @@ def closing_socket(port: int) -> Iterator[socket.socket]:
         yield sock
     finally:
         sock.close()
+
+
+class Gate:
+    """An app waits at ``await gate.wait()`` until the test calls ``gate.open()``, from its own
+    thread. The asyncio event is made on the server's loop at the first wait (before Python
+    3.10, one made in the test's thread would belong to another loop)."""
+
+    def __init__(self) -> None:
+        self._event: Any = None
+        self._loop: Any = None
+        self._opened = threading.Event()
+
+    async def wait(self) -> None:
+        import asyncio
+
+        if self._event is None:
+            self._loop = asyncio.get_running_loop()
+            self._event = asyncio.Event()
+            if self._opened.is_set():
+                self._event.set()
+        await self._event.wait()
+
+    def open(self) -> None:
+        self._opened.set()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._event.set)

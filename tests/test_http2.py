@@ -12,7 +12,7 @@ import threading
 
 import httpx
 import pytest
-from conftest import text_app, wait_until
+from conftest import Gate, text_app, wait_until
 from h2.errors import ErrorCodes
 from h2_helpers import H2Client, RawH2
 from hyperframe.frame import DataFrame, GoAwayFrame, PingFrame, RstStreamFrame
@@ -74,12 +74,12 @@ def test_alpn_h2_over_tls_with_httpx_and_the_scope_says_https(serve_once, certs)
 def test_many_concurrent_streams_on_one_connection(serve_once):
     """Each stream has its own exchange: 50 requests wait together and all finish."""
     arrived = []
-    release = asyncio.Event()
+    release = Gate()
 
     async def app(scope, receive, send):
         arrived.append(scope["path"])
         if len(arrived) == 50:
-            release.set()
+            release.open()
         await release.wait()
         await text_app(scope["path"].encode())(scope, receive, send)
 
@@ -195,13 +195,30 @@ def test_errors_stay_on_their_stream(serve_once):
 
 
 def test_connect_is_not_tunnelled(serve_once):
-    srv = serve_once(echo)
-    with H2Client(srv.port) as client:
-        stream = client.conn.get_next_available_stream_id()
-        client.conn.send_headers(stream, [(b":method", b"CONNECT"), (b":authority", b"example.com:443")])
-        client.flush()
-        client.responses[stream] = __import__("h2_helpers").Response()
-        assert client.response(stream).status == 501
+    """RFC 9110 9.3.6: an origin server that does not tunnel answers CONNECT 501 (older h2
+    releases refuse a CONNECT that names no :path as malformed: a PROTOCOL_ERROR); the app
+    never sees it."""
+    from hpack import Decoder, Encoder
+    from hyperframe.frame import HeadersFrame
+
+    calls = []
+
+    async def app(scope, receive, send):
+        calls.append(scope)
+        await echo(scope, receive, send)
+
+    srv = serve_once(app)
+    with RawH2(srv.port) as raw:
+        headers = HeadersFrame(1, Encoder().encode([(":method", "CONNECT"), (":authority", "example.com:443")]))
+        headers.flags.add("END_HEADERS")
+        headers.flags.add("END_STREAM")
+        raw.send(headers)
+        frames = raw.frames(lambda f: isinstance(f, (HeadersFrame, GoAwayFrame)) and f.stream_id in (0, 1))
+    if isinstance(frames[-1], HeadersFrame):
+        assert Decoder().decode(frames[-1].data)[0] == (":status", "501")
+    else:
+        assert frames[-1].error_code == ErrorCodes.PROTOCOL_ERROR
+    assert calls == []
 
 
 def test_h2c_upgrade_and_a_request_with_a_body_stays_http11(serve_once):
@@ -260,7 +277,7 @@ def test_nghttp_over_tls(serve_once, certs):
 
 
 def test_graceful_shutdown_lets_the_streams_in_flight_finish(serve_once):
-    gate = asyncio.Event()
+    gate = Gate()
 
     async def app(scope, receive, send):
         await gate.wait()
@@ -278,7 +295,7 @@ def test_graceful_shutdown_lets_the_streams_in_flight_finish(serve_once):
         raw.send(answer)
         frames = raw.frames(lambda f: isinstance(f, GoAwayFrame))
         assert frames[-1].last_stream_id == stream
-        srv.server.loop.call_soon_threadsafe(gate.set)
+        gate.open()
         frames = raw.frames(lambda f: False)
         assert [f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == stream] == [b"finished"]
     srv.server.join(10)
@@ -309,7 +326,7 @@ def test_an_event_stream_ends_properly_at_shutdown(serve_once):
 def test_a_clients_goaway_lets_its_streams_in_flight_finish(serve_once):
     """RFC 9113 6.8: after the client's GOAWAY, the streams it opened are still answered (h2
     itself refuses to send anything after a GOAWAY; the connection reopens it for them)."""
-    gate = asyncio.Event()
+    gate = Gate()
 
     async def app(scope, receive, send):
         await gate.wait()
@@ -320,6 +337,6 @@ def test_a_clients_goaway_lets_its_streams_in_flight_finish(serve_once):
         stream = raw.headers("/slow")
         wait_until(lambda: srv.state.active_requests == 1)
         raw.send(GoAwayFrame(0, last_stream_id=0))
-        srv.server.loop.call_soon_threadsafe(gate.set)
+        gate.open()
         frames = raw.frames(lambda f: False)  # until the server closes
     assert [f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == stream] == [b"still answered"]

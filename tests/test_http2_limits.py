@@ -6,11 +6,9 @@ The attackers are raw frame writers (tests/h2_helpers.py ``RawH2``) or h2 in the
 
 from __future__ import annotations
 
-import asyncio
-
 import h2.connection
 import pytest
-from conftest import text_app, wait_until
+from conftest import Gate, text_app, wait_until
 from h2.errors import ErrorCodes
 from h2_helpers import H2Client, RawH2
 from hyperframe.frame import (
@@ -39,8 +37,8 @@ def _served(srv) -> None:
 
 @pytest.fixture
 def waiting_app():
-    """Requests wait until released; `release()` lets them all answer."""
-    gate = asyncio.Event()
+    """Requests wait until released; ``release()`` lets them all answer."""
+    gate = Gate()
     seen: list[str] = []
 
     async def app(scope, receive, send):
@@ -50,7 +48,7 @@ def waiting_app():
         await text_app(b"ok")(scope, receive, send)
 
     app.seen = seen
-    app.release = lambda loop: loop.call_soon_threadsafe(gate.set)
+    app.release = gate.open
     return app
 
 
@@ -68,7 +66,7 @@ def test_a_stream_over_the_limit_is_refused_alone(serve_once, waiting_app):
         frames = raw.frames(lambda f: isinstance(f, RstStreamFrame))
         assert frames[-1].stream_id == streams[3] and frames[-1].error_code == ErrorCodes.REFUSED_STREAM
         wait_until(lambda: len(waiting_app.seen) == 3)
-        waiting_app.release(srv.server.loop)
+        waiting_app.release()
         done = set()
 
         def answered(frame) -> bool:
@@ -92,7 +90,7 @@ def test_rapid_reset_ends_the_connection_with_enhance_your_calm(serve_once, wait
         assert frames[-1].error_code == ErrorCodes.ENHANCE_YOUR_CALM
         assert raw.frames(lambda f: False) is not None  # then it closes
     _served(srv)
-    waiting_app.release(srv.server.loop)
+    waiting_app.release()
 
 
 def test_provoked_resets_count_too(serve_once, waiting_app):
@@ -109,7 +107,7 @@ def test_provoked_resets_count_too(serve_once, waiting_app):
         resets = [f for f in frames if isinstance(f, RstStreamFrame)]
         assert resets  # the server did reset those streams, before it had enough
     _served(srv)
-    waiting_app.release(srv.server.loop)
+    waiting_app.release()
 
 
 @pytest.mark.parametrize("frame", [PingFrame(0, b"12345678"), SettingsFrame(0)], ids=["ping", "settings"])
@@ -163,7 +161,7 @@ def test_after_max_requests_a_graceful_goaway_in_two_steps(serve_once, waiting_a
         refused = raw.headers("/refused")
         frames = raw.frames(lambda f: isinstance(f, RstStreamFrame) and f.stream_id == refused)
         assert frames[-1].error_code == ErrorCodes.REFUSED_STREAM
-        waiting_app.release(srv.server.loop)
+        waiting_app.release()
         frames = raw.frames(lambda f: False)  # the server closes once its streams are done
         assert {f.stream_id for f in frames if "END_STREAM" in f.flags} == {*streams, late}
     assert "/refused" not in waiting_app.seen
