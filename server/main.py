@@ -161,7 +161,8 @@ class Server:
         so that a terminal's Ctrl+C, which reaches the whole process group, is acted on by
         the supervisor alone.
         """
-        configure_logging(self.config.log_level, self.config.log_config, self.config.access_log)
+        config = self.config
+        configure_logging(config.log_level, config.log_config, config.access_log, config.log_format)
         handlers: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM) if sigint else (signal.SIGTERM,):

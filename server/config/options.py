@@ -20,12 +20,15 @@ from treadle.server.config.rules import (
     HTTP_ENGINES,
     INTERFACES,
     LIFESPAN_MODES,
+    LOG_FORMATS,
     LOG_LEVELS,
     ROOT_PATH_MODES,
     WS_MODES,
     check_credentials,
+    check_request_id_header,
     comma_list,
     normalize_prefix,
+    parse_access_log_format,
     parse_cert_reqs,
 )
 from treadle.server.config.spec import Option, cert_reqs, header, limit, mount, option, positive
@@ -68,6 +71,15 @@ class Config:
     log_level: str | int | None = option("info", "log level", choices=LOG_LEVELS)
     log_config: str | dict | None = option(None, "logging config file (.json dictConfig, or .ini)", metavar="FILE")
     access_log: bool = option(True, "access log")
+    # server/observe/access.py; the fields and presets are declared in config/rules.py.
+    access_log_format: str = option(
+        "default",
+        "the access line: a preset (default, common, combined: Apache's and nginx's) or a template of "
+        "{fields} such as '{client} \"{request_line}\" {status} {duration_ms}ms {request_id}' "
+        "(docs/observability.md lists the fields)",
+        metavar="FORMAT",
+    )
+    log_format: str = option("text", "write every log line as text, or as one JSON object", choices=LOG_FORMATS)
     headers: Sequence[tuple[str, str]] = option(
         (), "add this header to every response (repeatable)", flag="header", type=header, metavar="NAME:VALUE",
         repeat=True,
@@ -103,6 +115,11 @@ class Config:
     )
     limit_request_body_size: int | None = option(
         100 * 1024 * 1024, "max bytes of request body (413 past it; 0: no limit)", LIMITS, type=limit, metavar="N"
+    )
+    # Heroku's bound for a request id; a longer one is replaced (server/observe/request_id.py).
+    limit_request_id_length: int = option(
+        200, "longest request id taken from a client (--request-id-header); a longer one is replaced", LIMITS,
+        type=positive, metavar="N",
     )
 
     # Apps (docs/wsgi.md). WSGI apps run on a pool of 8 threads: enough to overlap the
@@ -155,6 +172,14 @@ class Config:
         OBSERVABILITY,
         type=float,
         metavar="SECONDS",
+    )
+    # server/observe/request_id.py: off unless a header is named (X-Request-ID is the usual one).
+    request_id_header: str | None = option(
+        None,
+        "give each request an id: the client's from this header if valid, else a new one; in the scope "
+        "(state['request_id']), the WSGI environ, the response and the access log",
+        OBSERVABILITY,
+        metavar="NAME",
     )
     trace_reactor: str | None = option(
         None,
@@ -286,6 +311,9 @@ class Config:
                 raise ValueError(f"{declared.name} must be one of {tuple(declared.choices)}, not {value!r}")
         if self.threads < 1 or self.wsgi_queue_size < 0:
             raise ValueError("threads must be at least 1 and wsgi_queue_size at least 0")
+        parse_access_log_format(self.access_log_format)  # ValueError naming what is wrong
+        self.request_id_header = self.request_id_header or None  # "" (a TOML file, a variable): off
+        check_request_id_header(self.request_id_header)
         if self.root_path and not self.root_path.startswith("/"):
             raise ValueError(f"root_path must start with '/', got {self.root_path!r}")
         self.root_path = self.root_path.rstrip("/")  # "/app/" is "/app": paths after it start with "/"

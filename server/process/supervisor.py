@@ -100,7 +100,7 @@ class Supervisor:
     def run(self) -> int:
         """Bind, start the workers, supervise until told to stop; returns the exit code."""
         config = self.config
-        configure_logging(config.log_level, config.log_config, config.access_log)
+        configure_logging(config.log_level, config.log_config, config.access_log, config.log_format)
         try:
             # Built once, here: a bad certificate is reported once, not by each worker.
             self.ssl_context = server_ssl_context(config)
