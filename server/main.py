@@ -253,7 +253,7 @@ class Server:
         servers = [await loop.create_server(factory, sock=sock, backlog=config.backlog) for sock in self.sockets]
         state.on_request_limit = self._retire
         error_logger.info("Serving %s", apps.describe())
-        where = describe(self.sockets[0], "https" if self._ssl_context else "http")
+        where = ", ".join(describe(sock, "https" if self._ssl_context else "http") for sock in self.sockets)
         error_logger.info("Treadle running on %s (Press CTRL+C to quit)", where)
         self._started.set()
 

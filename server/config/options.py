@@ -192,8 +192,10 @@ class Config:
 
     # Sockets (server/process/sockets.py): --fd, else --uds, else host and port.
     uds: str | None = option(None, "listen on this Unix domain socket", SOCKETS, metavar="PATH")
-    fd: int | None = option(
-        None, "serve the listening socket inherited as descriptor N", SOCKETS, type=int, metavar="N"
+    # Several: systemd passes one descriptor per ListenStream= (from 3 up), all served alike.
+    fd: Sequence[int] = option(
+        (), "serve the listening socket inherited as descriptor N (repeatable)", SOCKETS, type=int, metavar="N",
+        repeat=True,
     )
     reuse_port: bool = option(False, "set SO_REUSEPORT (several servers on one port)", SOCKETS)
     backlog: int = option(2048, "listen backlog", SOCKETS, metavar="N")
@@ -329,6 +331,9 @@ class Config:
         self.cors_allow_methods = list(self.cors_allow_methods)
         self.cors_allow_headers = list(self.cors_allow_headers)
         check_credentials(self.cors_allow_origins, self.cors_allow_credentials)
+        self.fd = [] if self.fd is None else [self.fd] if isinstance(self.fd, int) else list(self.fd)
+        if len(set(self.fd)) != len(self.fd):
+            raise ValueError(f"fd: each descriptor once, not {self.fd}")
         self.reload_dirs = list(self.reload_dirs)
         self.reload_includes = list(self.reload_includes)
         self.reload_excludes = list(self.reload_excludes)
