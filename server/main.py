@@ -80,6 +80,9 @@ class Server:
         # Called in the reactor thread when --limit-max-requests is reached, as the server
         # begins to retire (a supervisor starts the replacement then, not after the exit).
         self.on_retire: Callable[[], None] | None = None
+        # Count stats even without --stats-port or --stats-interval: a supervisor collects them
+        # (server/process/worker_main.py).
+        self.collect_stats = False
 
     # -- public API (any thread) ---------------------------------------------------------------
 
@@ -110,7 +113,7 @@ class Server:
         self.state = ServerState(config)
         self.state.ws_upgrade = websocket_upgrader(config.ws)
         try:
-            self.observer = Observer(config, self.loop, self.state)  # binds --stats-port
+            self.observer = Observer(config, self.loop, self.state, self.collect_stats)  # binds --stats-port
         except OSError:
             self.loop.close()
             for sock in self.sockets:

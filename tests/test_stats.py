@@ -140,7 +140,9 @@ def test_stats_endpoint_json_and_prometheus(serve):
     assert samples["treadle_loop_iterations_total"] > 0
     assert samples["treadle_received_bytes_total"] == srv.state.stats.bytes_in
 
-    assert get(base + "/")[0] == 404
+    status, ctype, page = get(base + "/")
+    assert status == 200 and ctype == "text/html; charset=utf-8" and 'fetch("stats"' in page  # the dashboard
+    assert get(base + "/nothing")[0] == 404
     # The app's port knows nothing of /stats: the two never mix.
     with srv.connect() as c:
         c.send(request("GET", "/stats"))
