@@ -269,6 +269,29 @@ class Config:
         type=int,
         metavar="N",
     )
+    # gunicorn's --max-requests-jitter: each worker draws its own 0..N, so that workers
+    # started together do not all retire together.
+    limit_max_requests_jitter: int = option(
+        0, "add 0 to N (drawn per worker) to --limit-max-requests, so workers do not retire at once", PROCESSES,
+        metavar="N",
+    )
+    # A worker's event loop reports every second (server/process/worker_main.py): 30 s of silence
+    # means a loop blocked by the app or a deadlock, as gunicorn's default --timeout judges it.
+    timeout_worker_healthcheck: float | None = option(
+        30.0,
+        "replace a worker whose event loop has not answered the supervisor for this many seconds (0: never)",
+        PROCESSES,
+        metavar="S",
+    )
+    # Long enough for apps that load models or warm caches at start-up; a worker stuck longer
+    # (a hung connection in lifespan startup) would otherwise hold a reload up for ever.
+    timeout_worker_startup: float | None = option(
+        60.0,
+        "kill a worker not serving this many seconds after it started: a reload is abandoned, a first start "
+        "fails (0: no limit)",
+        PROCESSES,
+        metavar="S",
+    )
     reload: bool = option(False, "restart when source files change", PROCESSES)
     reload_dirs: Sequence[str] = option(
         (),
@@ -339,11 +362,15 @@ class Config:
         self.reload_excludes = list(self.reload_excludes)
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, not {self.workers}")
-        if self.workers > 1 and self.stats_port:
-            # Each worker is a process with its own counters and endpoint: they cannot share a port.
-            raise ValueError("with workers, use stats_port 0 (each worker logs the free port it took)")
         if self.workers > 1 and self.trace_reactor not in (None, "", "-"):
             raise ValueError("with workers, trace the reactor to stderr (--trace-reactor alone), not to one file")
+        if self.limit_max_requests_jitter < 0:
+            raise ValueError("limit_max_requests_jitter must be at least 0")
+        if self.limit_max_requests_jitter and not self.limit_max_requests:
+            raise ValueError("limit_max_requests_jitter needs limit_max_requests")
+        for name in ("timeout_worker_healthcheck", "timeout_worker_startup"):
+            if (getattr(self, name) or 0) < 0:
+                raise ValueError(f"{name} must be at least 0 (0: no limit)")
         if self.reload and self.workers > 1:
             raise ValueError("reload runs a single worker: use either reload or workers")
         # 0 (or "") turns these off.
@@ -355,6 +382,8 @@ class Config:
         self.timeout_request_body = self.timeout_request_body or None
         self.ws_ping_interval = self.ws_ping_interval or None
         self.ws_ping_timeout = self.ws_ping_timeout or None
+        self.timeout_worker_healthcheck = self.timeout_worker_healthcheck or None
+        self.timeout_worker_startup = self.timeout_worker_startup or None
 
     @property
     def root_path_kept(self) -> bool:
