@@ -337,6 +337,8 @@ class Config:
         if self.threads < 1 or self.wsgi_queue_size < 0:
             raise ValueError("threads must be at least 1 and wsgi_queue_size at least 0")
         parse_access_log_format(self.access_log_format)  # ValueError naming what is wrong
+        if self.limit_request_id_length < 1:
+            raise ValueError("limit_request_id_length must be at least 1")
         self.request_id_header = self.request_id_header or None  # "" (a TOML file, a variable): off
         check_request_id_header(self.request_id_header)
         if self.root_path and not self.root_path.startswith("/"):
