@@ -69,7 +69,8 @@ def test_the_supervisor_serves_the_sum_and_each_worker(procs):
     assert snapshot["reactor"]["lag_max_ms"] == max(w["reactor"]["lag_max_ms"] for w in workers)
 
     samples = parse_prometheus(httpx.get(base + "/metrics", timeout=5).text)
-    assert samples["treadle_requests_total"] == 40 and samples["treadle_workers"] == 2
+    assert samples["treadle_requests_total"] == 40 and samples["treadle_supervisor_workers"] == 2
+    assert samples["treadle_supervisor_worker_restarts_total"] == 0
     per_worker = [samples[f'treadle_worker_requests_total{{worker="{n}"}}'] for n in (1, 2)]
     assert sum(per_worker) == 40
     assert samples['treadle_worker_responses_total{worker="1",class="2xx"}'] == per_worker[0]

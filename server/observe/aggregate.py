@@ -115,7 +115,7 @@ def _reactor(reactors: list[dict[str, Any]], departed: Departed) -> dict[str, An
     iterations, polling, running = merged["iterations"], merged["poll_time_s"], merged["callback_time_s"]
     merged["events_per_poll"] = merged["events"] / iterations if iterations else 0.0
     merged["poll_share"] = polling / (polling + running) if polling + running else 0.0
-    return merged
+    return {key: merged[key] for key in reactors[0] if key in merged}  # in a single server's order
 
 
 def _sum(sections: Iterable[dict[str, Any]], key: str) -> Any:

@@ -65,9 +65,10 @@ def render(snapshot: dict[str, Any]) -> str:
         labelled = [(f'worker="{worker["worker"]}"', worker) for worker in workers]
         _families(out, "treadle_worker_", " Per worker.", labelled)
         supervisor = snapshot["supervisor"]
-        _family(out, "treadle_workers", "gauge", "Worker processes alive.", [("", supervisor["workers_alive"])])
+        alive = [("", supervisor["workers_alive"])]
+        _family(out, "treadle_supervisor_workers", "gauge", "Worker processes alive.", alive)
         restarts = [("", supervisor["worker_restarts"])]
-        _family(out, "treadle_worker_restarts_total", "counter", "Workers replaced after dying.", restarts)
+        _family(out, "treadle_supervisor_worker_restarts_total", "counter", "Workers replaced after dying.", restarts)
     return "\n".join(out) + "\n"
 
 
