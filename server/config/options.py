@@ -160,7 +160,8 @@ class Config:
     # port so it never mixes with the app's routes; trace_reactor is a file, or "-" for stderr.
     stats_port: int | None = option(
         None,
-        "serve GET /stats (JSON) and GET /metrics (Prometheus) on this separate port (0: any free port)",
+        "serve the live dashboard (GET /), /stats (JSON) and /metrics (Prometheus) on this separate port "
+        "(0: any free port; with workers, the supervisor serves them for all)",
         OBSERVABILITY,
         type=int,
         metavar="PORT",
@@ -168,7 +169,7 @@ class Config:
     stats_host: str = option("127.0.0.1", "address of the --stats-port endpoint", OBSERVABILITY, metavar="HOST")
     stats_interval: float | None = option(
         None,
-        "log a one-line stats summary this often (logger treadle.stats)",
+        "log a one-line stats summary this often (logger treadle.stats; with workers, one for all)",
         OBSERVABILITY,
         type=float,
         metavar="SECONDS",
