@@ -103,6 +103,16 @@ def no_leftover_server_threads() -> Iterator[None]:
     wait_until(lambda: not [t for t in threading.enumerate() if t.name == "treadle-reactor"], timeout=10)
 
 
+@pytest.fixture
+def procs() -> Iterator[list[Any]]:
+    """A list to put started processes in (tests/prod_support.py's ``Proc``): each one's whole
+    process group is killed at teardown, whatever the test did."""
+    started: list[Any] = []
+    yield started
+    for proc in started:
+        proc.kill_group()
+
+
 @pytest.fixture(params=HTTP_ENGINES)
 def http_engine(request: pytest.FixtureRequest) -> str:
     """Every test that starts a server runs once per HTTP/1.1 engine (--http h11 and fast)."""

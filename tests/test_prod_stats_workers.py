@@ -11,20 +11,9 @@ import socket
 import time
 
 import httpx
-import pytest
 from conftest import wait_until
-from prod_support import Proc, get_json
+from prod_support import READY, Proc, get_json, ready_pids
 from test_stats import parse_prometheus
-
-READY = r"Worker \[(\d+)\] ready"
-
-
-@pytest.fixture
-def procs():
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.kill_group()
 
 
 def start(procs: list[Proc], workers: int, *args: str) -> tuple[Proc, int, str, set[int]]:
@@ -33,13 +22,7 @@ def start(procs: list[Proc], workers: int, *args: str) -> tuple[Proc, int, str, 
     procs.append(proc)
     stats = int(proc.wait_for(r"Stats of all workers on http://127\.0\.0\.1:(\d+)/").group(1))
     port = proc.port()
-    pids: set[int] = set()
-    after = 0
-    while len(pids) < workers:
-        match = proc.wait_for(READY, after=after)
-        pids.add(int(match.group(1)))
-        after = proc.seen.index(match.string) + 1
-    return proc, port, f"http://127.0.0.1:{stats}", pids
+    return proc, port, f"http://127.0.0.1:{stats}", set(ready_pids(proc, workers))
 
 
 def hit(port: int, count: int) -> None:

@@ -12,26 +12,7 @@ import time
 
 import httpx
 import pytest
-from prod_support import Proc, get_json
-
-READY = r"Worker \[(\d+)\] ready"
-
-
-@pytest.fixture
-def procs():
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.kill_group()
-
-
-def ready_pids(proc: Proc, count: int, after: int = 0) -> list[int]:
-    pids = []
-    while len(pids) < count:
-        match = proc.wait_for(READY, after=after)
-        pids.append(int(match.group(1)))
-        after = proc.seen.index(match.string) + 1
-    return pids
+from prod_support import Proc, get_json, ready_pids
 
 
 def test_a_worker_whose_loop_is_stuck_is_replaced(procs):
