@@ -37,15 +37,15 @@ def wanted(config: Config) -> bool:
 
 
 class StatsHub:
-    def __init__(self, config: Config, workers: Callable[[], Iterable[Any]]) -> None:
+    def __init__(self, config: Config, workers: Callable[[], Iterable[Any]], restarts: Callable[[], int]) -> None:
         """Bind the stats port now (OSError if taken); ``workers()``: the live ``Worker``
         records, each with ``slot``, ``pid``, ``generation``, ``ready``, ``report`` and
-        ``reported_at``."""
+        ``reported_at``; ``restarts()``: how many workers were replaced after dying."""
         self._config = config
         self._workers = workers
+        self._restarts = restarts
         self.started = time.monotonic()
         self.departed = Departed()
-        self.restarts = 0  # workers replaced after dying (crash, OOM kill, health check)
         self.endpoint = None
         if config.stats_port is not None:
             self.endpoint = PolledEndpoint(config.stats_host, config.stats_port, self.snapshot)
@@ -89,7 +89,7 @@ class StatsHub:
             "uptime_s": now - self.started,
             "workers": self._config.workers,
             "workers_alive": len(workers),
-            "worker_restarts": self.restarts,
+            "worker_restarts": self._restarts(),
         }
         return combine(entries, self.departed, now - self.started, supervisor)
 

@@ -113,6 +113,7 @@ class Supervisor:
         self.ssl_context: ssl.SSLContext | None = None  # the workers' (inherited by each fork)
         self.stats: StatsHub | None = None  # with --stats-port or --stats-interval: all workers' numbers
         self.workers: dict[int, Worker] = {}
+        self.restarts = 0  # workers replaced after dying (a crash, an OOM kill, the health check)
         self.current = 0  # the generation that serves
         self.generations = 0  # generations started so far (numbers are never reused)
         self.incoming: int | None = None  # the generation being started by a reload
@@ -133,7 +134,7 @@ class Supervisor:
             self.ssl_context = server_ssl_context(config)
             self.sockets = bind_sockets(config)
             if wanted(config):
-                self.stats = StatsHub(config, self.workers.values)  # binds --stats-port
+                self.stats = StatsHub(config, self.workers.values, lambda: self.restarts)  # binds --stats-port
         except (OSError, TLSConfigError) as exc:
             error_logger.error("%s", exc)
             for sock in self.sockets:
@@ -255,9 +256,8 @@ class Supervisor:
                 )
                 _kill(worker.pid, signal.SIGABRT)
                 worker.timed_out = True
+                self.restarts += 1
                 self._replace(worker, now + ABORT_MARGIN)
-                if self.stats is not None:
-                    self.stats.restarts += 1
 
     def _replace(self, worker: Worker, kill_at: float) -> None:
         """Start the worker's successor now; it is expected to exit, killed at ``kill_at``."""
@@ -347,8 +347,7 @@ class Supervisor:
         else:
             log = error_logger.info if code == 0 else error_logger.warning
             log("Worker [%d] exited (%s); starting a new one.", worker.pid, how)
-            if self.stats is not None:
-                self.stats.restarts += 1
+            self.restarts += 1
             self._spawn(worker.generation)
 
     def _abandon_reload(self) -> None:
@@ -424,7 +423,7 @@ class Supervisor:
 
 def _read(fd: int) -> bytes:
     try:
-        return os.read(fd, 65536)
+        return os.read(fd, 512)
     except BlockingIOError:
         return b""
 
