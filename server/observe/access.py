@@ -108,11 +108,11 @@ def log_websocket(
 
 
 def _log_entry(config: Any, form: str, entry: Entry, websocket: bool = False) -> None:
-    compiled = _compiled.get(form) or _compile(form)
     if websocket and form == "default":
         message, args = _WEBSOCKET_MESSAGE, (format_client(entry.client), escape(entry.target), entry.status)
     else:
-        message, args = compiled.message, tuple([field(entry) for field in compiled.fields])
+        compiled = _compiled.get(form) or _compile(form)
+        message, args = compiled.message, compiled.args(entry)
     _emit(message, args, entry.as_json() if config.log_format == "json" else None)
 
 
@@ -283,8 +283,11 @@ class AccessFormat:
         self.message = "".join(message)
         self.fields = tuple(fields)
 
+    def args(self, entry: Entry) -> tuple[str, ...]:
+        return tuple([field(entry) for field in self.fields])
+
     def render(self, entry: Entry) -> str:
-        return self.message % tuple([field(entry) for field in self.fields])
+        return self.message % self.args(entry)
 
 
 _compiled: dict[str, AccessFormat] = {}
