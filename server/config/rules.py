@@ -102,8 +102,8 @@ def parse_access_log_format(value: str) -> list[tuple[str, str | None]]:
     template = ACCESS_LOG_PRESETS.get(value, value)
     try:
         parts = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise ValueError(f"access_log_format {value!r}: {exc}")
+    except ValueError:  # the message differs between CPython and PyPy: say it once, our way
+        raise ValueError(f"access_log_format {value!r}: a brace without its pair (write {{{{ or }}}} for one)")
     for _, field, spec, conversion in parts:
         if field is not None and field not in ACCESS_LOG_FIELDS:
             raise ValueError(
