@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 import threading
 import time
 
@@ -31,8 +32,9 @@ def test_a_worker_whose_loop_is_stuck_is_replaced(procs):
     mark = len(proc.seen)
     (new,) = ready_pids(proc, 1, after=mark)
     proc.wait_for(rf"Worker \[{blocked}\] stopped \(killed by SIGABRT\)")
-    # faulthandler told where the loop was stuck: in the app's time.sleep.
-    assert re.search(r'File ".*prod_apps\.py", line \d+ in info', proc.output())
+    assert "Fatal Python error: Aborted" in proc.output()  # faulthandler's dump, as it died
+    if sys.implementation.name == "cpython":  # PyPy's shows the main thread only, not the loop's
+        assert re.search(r'File ".*prod_apps\.py", line \d+ in info', proc.output())  # where it was stuck
     serving = pids - {blocked} | {new}
     seen = {get_json(f"http://127.0.0.1:{port}/", headers={"Connection": "close"})["pid"] for _ in range(20)}
     assert seen <= serving and new in seen or len(seen) == 1

@@ -11,7 +11,8 @@ It outlives nothing: a thread waits on the "lifeline" pipe only the supervisor h
 and shuts the server down once it reads end-of-file (the supervisor was killed).
 
 ``faulthandler`` is on, so the SIGABRT the supervisor sends a stuck worker prints every
-thread's stack to stderr before the process dies: the log says where the loop was stuck.
+thread's stack to stderr before the process dies: the log says where the loop was stuck
+(on CPython; PyPy's faulthandler prints the main thread's alone).
 """
 
 from __future__ import annotations
