@@ -32,6 +32,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (apt-get i
 # Everything the page shows, read in one evaluation (one turn of the page's event loop, so
 # the text and the snapshot it was drawn from belong together).
 READ_PAGE = """(() => {
+  if (!window.treadle || !window.treadle.last) return null;  // still loading, or not drawn yet
   const text = {};
   for (const el of document.querySelectorAll("[id]")) if (!el.children.length) text[el.id] = el.textContent;
   const rows = {};
@@ -57,8 +58,10 @@ def browser(tmp_path):
     running.close()
 
 
-def read_page(browser: Browser) -> dict:
-    return json.loads(browser.evaluate(READ_PAGE))
+def read_page(browser: Browser) -> dict | None:
+    """What the page shows, or None before it first drew a snapshot."""
+    text = browser.evaluate(READ_PAGE)
+    return None if text is None else json.loads(text)
 
 
 def renders(browser: Browser) -> int:
@@ -162,8 +165,10 @@ def test_the_dashboard_of_a_supervisor_lists_its_workers(browser):
 
         def settled() -> dict | None:
             page = read_page(browser)
+            if page is None:
+                return None
             last = page["last"]
-            done = last and last["server"]["requests_total"] == 30 and len(page["workers"]) == 2
+            done = last["server"]["requests_total"] == 30 and len(page["workers"]) == 2
             return page if done and all("server" in w for w in last["workers"]) else None
 
         page = wait_until(settled, timeout=15)
