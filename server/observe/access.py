@@ -29,7 +29,7 @@ import logging
 import os
 import re
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from treadle.server.config.rules import parse_access_log_format
 from treadle.server.observe.logging import access_logger
@@ -126,33 +126,18 @@ def _emit(message: str, args: tuple, fields: dict[str, Any] | None = None) -> No
 _LINE = _emit.__code__.co_firstlineno + 1  # where the record is made, as findCaller would say
 
 
-class Entry:
+class Entry(NamedTuple):
     """What one access line is made of, as the connection had it."""
 
-    __slots__ = ("client", "method", "target", "http_version", "status", "body_bytes", "seconds", "headers",
-                 "request_id")
-
-    def __init__(
-        self,
-        client: tuple[str, int] | None,
-        method: bytes,
-        target: bytes,
-        http_version: str,
-        status: int,
-        body_bytes: int,
-        seconds: float | None,
-        headers: Headers,
-        request_id: str | None,
-    ) -> None:
-        self.client = client
-        self.method = method
-        self.target = target
-        self.http_version = http_version
-        self.status = status
-        self.body_bytes = body_bytes
-        self.seconds = seconds
-        self.headers = headers
-        self.request_id = request_id
+    client: tuple[str, int] | None
+    method: bytes
+    target: bytes
+    http_version: str
+    status: int
+    body_bytes: int
+    seconds: float | None  # None: not timed (a WebSocket handshake)
+    headers: Headers
+    request_id: str | None
 
     def header(self, name: bytes) -> bytes | None:
         for field, value in self.headers:
