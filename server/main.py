@@ -83,6 +83,9 @@ class Server:
         # Called in the reactor thread when --limit-max-requests is reached, as the server
         # begins to retire (a supervisor starts the replacement then, not after the exit).
         self.on_retire: Callable[[], None] | None = None
+        # Count stats even without --stats-port or --stats-interval: a supervisor collects them
+        # (server/process/worker_main.py).
+        self.collect_stats = False
 
     # -- public API (any thread) ---------------------------------------------------------------
 
@@ -119,7 +122,7 @@ class Server:
         if config.http2:
             upgrades[b"h2c"] = h2c_upgrade
         try:
-            self.observer = Observer(config, self.loop, self.state)  # binds --stats-port
+            self.observer = Observer(config, self.loop, self.state, self.collect_stats)  # binds --stats-port
         except OSError:
             self.loop.close()
             for sock in self.sockets:
@@ -170,7 +173,8 @@ class Server:
         so that a terminal's Ctrl+C, which reaches the whole process group, is acted on by
         the supervisor alone.
         """
-        configure_logging(self.config.log_level, self.config.log_config, self.config.access_log)
+        config = self.config
+        configure_logging(config.log_level, config.log_config, config.access_log, config.log_format)
         handlers: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM) if sigint else (signal.SIGTERM,):
@@ -267,7 +271,7 @@ class Server:
         servers = [await loop.create_server(factory, sock=sock, backlog=config.backlog) for sock in self.sockets]
         state.on_request_limit = self._retire
         error_logger.info("Serving %s", apps.describe())
-        where = describe(self.sockets[0], "https" if self._ssl_context else "http")
+        where = ", ".join(describe(sock, "https" if self._ssl_context else "http") for sock in self.sockets)
         error_logger.info("Treadle running on %s (Press CTRL+C to quit)", where)
         self._started.set()
 

@@ -119,6 +119,16 @@ def certs(ca: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return write_certs(ca, tmp_path_factory.mktemp("certs"))
 
 
+@pytest.fixture
+def procs() -> Iterator[list[Any]]:
+    """A list to put started processes in (tests/prod_support.py's ``Proc``): each one's whole
+    process group is killed at teardown, whatever the test did."""
+    started: list[Any] = []
+    yield started
+    for proc in started:
+        proc.kill_group()
+
+
 @pytest.fixture(params=HTTP_ENGINES)
 def http_engine(request: pytest.FixtureRequest) -> str:
     """Every test that starts a server runs once per HTTP/1.1 engine (--http h11 and fast)."""

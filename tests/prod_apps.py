@@ -4,7 +4,9 @@ subprocesses or passed directly to in-process servers.
 ``info`` answers with JSON describing the request as the app saw it, and which process
 served it; ``?sleep=S`` makes it wait first, and prints ``entered <pid>`` when it starts;
 ``?until=PATH`` does the same but waits until the file PATH exists (a request the test holds
-in flight as long as it needs); ``?block=S`` blocks the event loop for S seconds.
+in flight as long as it needs); ``?block=S`` blocks the event loop for S seconds. Its lifespan
+startup takes ``$TEST_STARTUP_DELAY`` seconds, and hangs while the file ``$TEST_STARTUP_HOLD``
+exists.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ async def info(scope, receive, send):
             message = await receive()
             if message["type"] == "lifespan.startup":  # a slow start, to widen a test's window
                 await asyncio.sleep(float(os.environ.get("TEST_STARTUP_DELAY", "0")))
+                hold = os.environ.get("TEST_STARTUP_HOLD")
+                while hold and os.path.exists(hold):  # a start-up that hangs while the file exists
+                    await asyncio.sleep(0.05)
             await send({"type": message["type"] + ".complete"})
             if message["type"] == "lifespan.shutdown":
                 return

@@ -127,6 +127,19 @@ class Proc:
             pass
 
 
+READY = r"Worker \[(\d+)\] ready"
+
+
+def ready_pids(proc: Proc, count: int, after: int = 0) -> list[int]:
+    """The pids of the next ``count`` workers a supervisor reports ready, from line ``after`` on."""
+    pids = []
+    while len(pids) < count:
+        match = proc.wait_for(READY, after=after)
+        pids.append(int(match.group(1)))
+        after = proc.seen.index(match.string) + 1
+    return pids
+
+
 def get_json(url: str, **kwargs: Any) -> dict[str, Any]:
     response = httpx.get(url, timeout=5.0, **kwargs)
     assert response.status_code == 200, response.text

@@ -93,3 +93,22 @@ def test_every_option_has_a_toml_key_and_a_variable(monkeypatch):
 def test_the_command_line_defaults_are_configs():
     from_cli = config_from_args(build_parser().parse_args(["pkg:app"]))
     assert vars(from_cli) == vars(Config("pkg:app"))
+
+
+def test_deployment_md_lists_every_option_with_its_toml_key_and_variable():
+    """docs/deployment.md's "Every option" table: one row per option, each with the key a TOML
+    file uses and the TREADLE_* variable, as the declarations derive them."""
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    table = text[text.index("## Every option") :]
+    rows = {}
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+        if len(cells) == 5 and cells[2].startswith("`"):
+            rows[cells[2].strip("`")] = cells
+    for declared in OPTIONS:
+        assert declared.key in rows, f"--{declared.key} has no row in deployment.md's option table"
+        flag_cell, _, _, variable, meaning = rows[declared.key]
+        assert variable == f"`{declared.env_name}`"
+        assert declared.positional or flag_cell.startswith(f"`--{declared.key}")
+        assert meaning, declared.key
+    assert len(rows) == len(OPTIONS)

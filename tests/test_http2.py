@@ -340,3 +340,25 @@ def test_a_clients_goaway_lets_its_streams_in_flight_finish(serve_once):
         gate.open()
         frames = raw.frames(lambda f: False)  # until the server closes
     assert [f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == stream] == [b"still answered"]
+
+
+def test_the_request_id_and_the_stats_on_http2(serve_once, caplog):
+    """--request-id-header works on streams as on HTTP/1.1, and stats and the access log say
+    which protocol served each request."""
+    caplog.set_level("INFO", logger="treadle.access")
+
+    async def app(scope, receive, send):
+        await text_app(scope["state"]["request_id"].encode())(scope, receive, send)
+
+    srv = serve_once(app, request_id_header="X-Request-ID")
+    with H2Client(srv.port) as client:
+        kept = client.response(client.request(headers=[("x-request-id", "abc-123")]))
+        made = client.response(client.request())
+    assert kept.body == b"abc-123" and kept.header(b"x-request-id") == b"abc-123"
+    assert len(made.body) == 32 and made.header(b"x-request-id") == made.body
+    httpx.get(srv.url + "/", timeout=5)  # and one over HTTP/1.1
+    wait_until(lambda: srv.state.stats.responses == 3)
+    snapshot = srv.state.stats.snapshot(srv.state)
+    assert (snapshot["responses_total"], snapshot["responses_http2"]) == (3, 2)
+    lines = [r.getMessage() for r in caplog.records if r.name == "treadle.access"]
+    assert sum('HTTP/2" 200' in line for line in lines) == 2 and sum('HTTP/1.1" 200' in line for line in lines) == 1

@@ -1,4 +1,5 @@
-"""The built wheel ships every module of `reactor` and `server`, as `treadle.reactor` and `treadle.server`.
+"""The built wheel ships every module of `reactor` and `server`, as `treadle.reactor` and `treadle.server`,
+and the files they read (the stats dashboard).
 
 CI installs in editable mode, which imports straight from the checkout and so cannot notice
 a subpackage the packaging config leaves out; `pip install .` (the quick start) would.
@@ -27,7 +28,8 @@ def test_wheel_contains_every_module(tmp_path: Path) -> None:
     expected = {
         "treadle/" + path.relative_to(ROOT).as_posix()
         for package in ("reactor", "server")
-        for path in (ROOT / package).rglob("*.py")
+        for suffix in ("*.py", "*.html")  # the stats dashboard is a page of its own
+        for path in (ROOT / package).rglob(suffix)
         if "__pycache__" not in path.parts
     } | {"treadle/" + path.name for path in (ROOT / "treadle").glob("*.py")}
     assert expected, "no modules found"

@@ -163,7 +163,8 @@ def test_env_file_sets_treadle_options_and_the_existing_environment_wins(clean_e
 
 PRODUCTION_FLAGS = [
     (["--uds", "/tmp/x.sock"], "uds", "/tmp/x.sock"),
-    (["--fd", "3"], "fd", 3),
+    (["--fd", "3"], "fd", [3]),
+    (["--fd", "3", "--fd", "4"], "fd", [3, 4]),
     (["--reuse-port"], "reuse_port", True),
     (["--backlog", "64"], "backlog", 64),
     (["--ssl-keyfile", "k.pem"], "ssl_keyfile", "k.pem"),
@@ -205,7 +206,7 @@ def test_defaults():
     config = config_from_args(build_parser().parse_args([]))
     assert (config.workers, config.limit_max_requests, config.reload, config.proxy_headers) == (1, None, False, True)
     assert (config.ssl_certfile, config.ssl_cert_reqs, config.ssl_handshake_timeout) == (None, ssl.CERT_NONE, 10.0)
-    assert (config.uds, config.fd, config.reuse_port, config.cors_allow_origins) == (None, None, False, [])
+    assert (config.uds, config.fd, config.reuse_port, config.cors_allow_origins) == (None, [], False, [])
 
 
 def test_bad_flag_values_are_usage_errors(capsys):

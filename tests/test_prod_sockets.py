@@ -79,6 +79,33 @@ def test_inherited_fd_socket_activation():
         proc.kill_group()
 
 
+def test_several_inherited_fds_are_all_served():
+    # systemd passes one descriptor per ListenStream=: here an IPv4 port and a Unix socket.
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(16)
+    port = tcp.getsockname()[1]
+    path = f"/tmp/treadle-fds-{os.getpid()}.sock"
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(path)
+    unix.listen(16)
+    fds = [tcp.fileno(), unix.fileno()]
+    proc = Proc.treadle("prod_apps:info", "--fd", str(fds[0]), "--fd", str(fds[1]), pass_fds=fds)
+    tcp.close()
+    unix.close()
+    try:
+        line = proc.wait_for(r"running on (.*) \(Press").group(1)
+        assert line == f"http://127.0.0.1:{port}, http+unix:{path}"
+        assert get_json(f"http://127.0.0.1:{port}/")["pid"] == proc.pid
+        assert unix_get(path).startswith(b"HTTP/1.1 200")
+        proc.signal(15)
+        assert proc.finish() == 0
+        assert os.path.exists(path)  # an inherited socket's file is its owner's to remove
+    finally:
+        proc.kill_group()
+        os.unlink(path)
+
+
 def test_fd_that_is_not_a_socket_is_a_clear_error(tmp_path):
     with open(tmp_path / "f", "w") as fh:
         proc = Proc.treadle("prod_apps:info", "--fd", str(fh.fileno()), pass_fds=[fh.fileno()])

@@ -14,11 +14,9 @@ import httpx
 import pytest
 from conftest import RawClient, request, wait_until
 from prod_apps import info
-from prod_support import Proc, get_json
+from prod_support import READY, Proc, get_json, ready_pids
 
 from treadle.server import Config, Server
-
-READY = r"Worker \[(\d+)\] ready"
 
 
 def start(*args: str, env: dict[str, str] | None = None) -> tuple[Proc, int, set[int]]:
@@ -26,27 +24,13 @@ def start(*args: str, env: dict[str, str] | None = None) -> tuple[Proc, int, set
     proc = Proc.treadle("prod_apps:info", "--port", "0", "--timeout-graceful-shutdown", "5", *args, env=env)
     workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
     port = proc.port()
-    pids: set[int] = set()
-    index = 0
-    while len(pids) < workers:
-        match = proc.wait_for(READY, after=index)
-        pids.add(int(match.group(1)))
-        index = proc.seen.index(match.string) + 1
-    return proc, port, pids
+    return proc, port, set(ready_pids(proc, workers))
 
 
 def served_by(port: int) -> int:
     # A new connection each time, so every request is a fresh accept() the workers compete for.
     with httpx.Client(timeout=5.0) as client:
         return client.get(f"http://127.0.0.1:{port}/", headers={"Connection": "close"}).json()["pid"]
-
-
-@pytest.fixture
-def procs():
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.kill_group()
 
 
 def test_two_workers_serve(procs):

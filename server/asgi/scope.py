@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from treadle.server.observe import request_id
 from treadle.server.target import split_target
 from treadle.server.types import Scope
 
@@ -30,10 +31,10 @@ def http_scope(
 ) -> Scope | None:
     """An ``http`` scope; None if the target lies outside ``--root-path`` (which the request
     was to keep: a 404). ``tls``: the connection's TLS extension (server/tls.py), None in the clear."""
-    scope = _scope("http", target, http_version, headers, "https" if tls else "http", client, server, config)
+    scheme = "https" if tls else "http"
+    scope = _scope("http", target, http_version, headers, scheme, client, server, config, lifespan_state)
     if scope is not None:
         scope["method"] = method.decode("ascii")
-        scope["state"] = lifespan_state.copy()
         extensions = {
             "http.response.trailers": {},
             "http.response.zerocopysend": {},
@@ -58,10 +59,10 @@ def websocket_scope(
     lifespan_state: dict[str, Any],
 ) -> Scope | None:
     """A ``websocket`` scope; None if the target lies outside a kept ``--root-path``."""
-    scope = _scope("websocket", target, http_version, headers, "wss" if tls else "ws", client, server, config)
+    scheme = "wss" if tls else "ws"
+    scope = _scope("websocket", target, http_version, headers, scheme, client, server, config, lifespan_state)
     if scope is not None:
         scope["subprotocols"] = subprotocols
-        scope["state"] = lifespan_state.copy()
         scope["extensions"] = {"websocket.http.response": {}}
         if tls is not None:
             scope["extensions"]["tls"] = tls.copy()
@@ -77,13 +78,18 @@ def _scope(
     client: tuple[str, int] | None,
     server: tuple[str, int] | None,
     config: Any,
+    lifespan_state: dict[str, Any],
 ) -> Scope | None:
-    """The keys every scope of a request has."""
+    """The keys every scope of a request has; with ``--request-id-header``, its id in
+    ``state`` and in the headers (server/observe/request_id.py)."""
     root_path = config.root_path
     split = split_target(target, root_path, config.root_path_kept)
     if split is None:
         return None
     path, raw_path, query = split
+    state = lifespan_state.copy()
+    if config.request_id_header:
+        state["request_id"], headers = request_id.assign(headers, config)
     return {
         "type": kind,
         "asgi": ASGI_VERSION.copy(),
@@ -96,4 +102,5 @@ def _scope(
         "headers": headers,
         "client": client,
         "server": server,
+        "state": state,
     }

@@ -20,12 +20,15 @@ from treadle.server.config.rules import (
     HTTP_ENGINES,
     INTERFACES,
     LIFESPAN_MODES,
+    LOG_FORMATS,
     LOG_LEVELS,
     ROOT_PATH_MODES,
     WS_MODES,
     check_credentials,
+    check_request_id_header,
     comma_list,
     normalize_prefix,
+    parse_access_log_format,
     parse_cert_reqs,
 )
 from treadle.server.config.spec import Option, cert_reqs, header, limit, mount, option, positive
@@ -69,6 +72,15 @@ class Config:
     log_level: str | int | None = option("info", "log level", choices=LOG_LEVELS)
     log_config: str | dict | None = option(None, "logging config file (.json dictConfig, or .ini)", metavar="FILE")
     access_log: bool = option(True, "access log")
+    # server/observe/access.py; the fields and presets are declared in config/rules.py.
+    access_log_format: str = option(
+        "default",
+        "the access line: a preset (default, common, combined: Apache's and nginx's) or a template of "
+        "{fields} such as '{client} \"{request_line}\" {status} {duration_ms}ms {request_id}' "
+        "(docs/observability.md lists the fields)",
+        metavar="FORMAT",
+    )
+    log_format: str = option("text", "write every log line as text, or as one JSON object", choices=LOG_FORMATS)
     headers: Sequence[tuple[str, str]] = option(
         (), "add this header to every response (repeatable)", flag="header", type=header, metavar="NAME:VALUE",
         repeat=True,
@@ -104,6 +116,11 @@ class Config:
     )
     limit_request_body_size: int | None = option(
         100 * 1024 * 1024, "max bytes of request body (413 past it; 0: no limit)", LIMITS, type=limit, metavar="N"
+    )
+    # Heroku's bound for a request id; a longer one is replaced (server/observe/request_id.py).
+    limit_request_id_length: int = option(
+        200, "longest request id taken from a client (--request-id-header); a longer one is replaced", LIMITS,
+        type=positive, metavar="N",
     )
 
     # Apps (docs/wsgi.md). WSGI apps run on a pool of 8 threads: enough to overlap the
@@ -184,7 +201,8 @@ class Config:
     # port so it never mixes with the app's routes; trace_reactor is a file, or "-" for stderr.
     stats_port: int | None = option(
         None,
-        "serve GET /stats (JSON) and GET /metrics (Prometheus) on this separate port (0: any free port)",
+        "serve the live dashboard (GET /), /stats (JSON) and /metrics (Prometheus) on this separate port "
+        "(0: any free port; with workers, the supervisor serves them for all)",
         OBSERVABILITY,
         type=int,
         metavar="PORT",
@@ -192,10 +210,18 @@ class Config:
     stats_host: str = option("127.0.0.1", "address of the --stats-port endpoint", OBSERVABILITY, metavar="HOST")
     stats_interval: float | None = option(
         None,
-        "log a one-line stats summary this often (logger treadle.stats)",
+        "log a one-line stats summary this often (logger treadle.stats; with workers, one for all)",
         OBSERVABILITY,
         type=float,
         metavar="SECONDS",
+    )
+    # server/observe/request_id.py: off unless a header is named (X-Request-ID is the usual one).
+    request_id_header: str | None = option(
+        None,
+        "give each request an id: the client's from this header if valid, else a new one; in the scope "
+        "(state['request_id']), the WSGI environ, the response and the access log",
+        OBSERVABILITY,
+        metavar="NAME",
     )
     trace_reactor: str | None = option(
         None,
@@ -208,8 +234,10 @@ class Config:
 
     # Sockets (server/process/sockets.py): --fd, else --uds, else host and port.
     uds: str | None = option(None, "listen on this Unix domain socket", SOCKETS, metavar="PATH")
-    fd: int | None = option(
-        None, "serve the listening socket inherited as descriptor N", SOCKETS, type=int, metavar="N"
+    # Several: systemd passes one descriptor per ListenStream= (from 3 up), all served alike.
+    fd: Sequence[int] = option(
+        (), "serve the listening socket inherited as descriptor N (repeatable)", SOCKETS, type=int, metavar="N",
+        repeat=True,
     )
     reuse_port: bool = option(False, "set SO_REUSEPORT (several servers on one port)", SOCKETS)
     backlog: int = option(2048, "listen backlog", SOCKETS, metavar="N")
@@ -283,6 +311,29 @@ class Config:
         type=int,
         metavar="N",
     )
+    # gunicorn's --max-requests-jitter: each worker draws its own 0..N, so that workers
+    # started together do not all retire together.
+    limit_max_requests_jitter: int = option(
+        0, "add 0 to N (drawn per worker) to --limit-max-requests, so workers do not retire at once", PROCESSES,
+        metavar="N",
+    )
+    # A worker's event loop reports every second (server/process/worker_main.py): 30 s of silence
+    # means a loop blocked by the app or a deadlock, as gunicorn's default --timeout judges it.
+    timeout_worker_healthcheck: float | None = option(
+        30.0,
+        "replace a worker whose event loop has not answered the supervisor for this many seconds (0: never)",
+        PROCESSES,
+        metavar="S",
+    )
+    # Long enough for apps that load models or warm caches at start-up; a worker stuck longer
+    # (a hung connection in lifespan startup) would otherwise hold a reload up for ever.
+    timeout_worker_startup: float | None = option(
+        60.0,
+        "kill a worker not serving this many seconds after it started: a reload is abandoned, a first start "
+        "fails (0: no limit)",
+        PROCESSES,
+        metavar="S",
+    )
     reload: bool = option(False, "restart when source files change", PROCESSES)
     reload_dirs: Sequence[str] = option(
         (),
@@ -327,6 +378,11 @@ class Config:
                 raise ValueError(f"{declared.name} must be one of {tuple(declared.choices)}, not {value!r}")
         if self.threads < 1 or self.wsgi_queue_size < 0:
             raise ValueError("threads must be at least 1 and wsgi_queue_size at least 0")
+        parse_access_log_format(self.access_log_format)  # ValueError naming what is wrong
+        if self.limit_request_id_length < 1:
+            raise ValueError("limit_request_id_length must be at least 1")
+        self.request_id_header = self.request_id_header or None  # "" (a TOML file, a variable): off
+        check_request_id_header(self.request_id_header)
         if self.root_path and not self.root_path.startswith("/"):
             raise ValueError(f"root_path must start with '/', got {self.root_path!r}")
         self.root_path = self.root_path.rstrip("/")  # "/app/" is "/app": paths after it start with "/"
@@ -342,16 +398,23 @@ class Config:
         self.cors_allow_methods = list(self.cors_allow_methods)
         self.cors_allow_headers = list(self.cors_allow_headers)
         check_credentials(self.cors_allow_origins, self.cors_allow_credentials)
+        self.fd = [] if self.fd is None else [self.fd] if isinstance(self.fd, int) else list(self.fd)
+        if len(set(self.fd)) != len(self.fd):
+            raise ValueError(f"fd: each descriptor once, not {self.fd}")
         self.reload_dirs = list(self.reload_dirs)
         self.reload_includes = list(self.reload_includes)
         self.reload_excludes = list(self.reload_excludes)
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, not {self.workers}")
-        if self.workers > 1 and self.stats_port:
-            # Each worker is a process with its own counters and endpoint: they cannot share a port.
-            raise ValueError("with workers, use stats_port 0 (each worker logs the free port it took)")
         if self.workers > 1 and self.trace_reactor not in (None, "", "-"):
             raise ValueError("with workers, trace the reactor to stderr (--trace-reactor alone), not to one file")
+        if self.limit_max_requests_jitter < 0:
+            raise ValueError("limit_max_requests_jitter must be at least 0")
+        if self.limit_max_requests_jitter and not self.limit_max_requests:
+            raise ValueError("limit_max_requests_jitter needs limit_max_requests")
+        for name in ("timeout_worker_healthcheck", "timeout_worker_startup"):
+            if (getattr(self, name) or 0) < 0:
+                raise ValueError(f"{name} must be at least 0 (0: no limit)")
         if self.reload and self.workers > 1:
             raise ValueError("reload runs a single worker: use either reload or workers")
         # 0 (or "") turns these off.
@@ -367,6 +430,8 @@ class Config:
         self.timeout_request_body = self.timeout_request_body or None
         self.ws_ping_interval = self.ws_ping_interval or None
         self.ws_ping_timeout = self.ws_ping_timeout or None
+        self.timeout_worker_healthcheck = self.timeout_worker_healthcheck or None
+        self.timeout_worker_startup = self.timeout_worker_startup or None
 
     @property
     def root_path_kept(self) -> bool:

@@ -39,6 +39,7 @@ from treadle.server.http1.writer import (
     ResponseWriter,
     is_event_stream,
 )
+from treadle.server.observe import request_id
 from treadle.server.observe.logging import error_logger
 from treadle.server.state import ServerState
 from treadle.server.tls import tls_extension
@@ -67,7 +68,7 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self.app = app  # starts the exchange for each request (a runner: server/apps/appset.py)
         self.loop = loop
         self.parser = new_parser(config.http, config.limit_request_head_size)
-        self.writer = ResponseWriter()
+        self.writer = ResponseWriter(request_id.field_name(config) if config.request_id_header else None)
         self.transport: Any = None
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
@@ -226,6 +227,7 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self._expect_100 = self.parser.they_are_waiting_for_100_continue
         self._body_received = 0
         self.writer.status = 0  # no response yet
+        self.writer.request_id = None  # none until the scope is made (so not for a 503 or 413 before it)
 
         limit = config.limit_concurrency
         if limit is not None and state.active_requests >= limit:
@@ -253,6 +255,8 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         if scope is None:
             self._reject(404)  # outside --root-path, which requests keep (--root-path-mode kept)
             return
+        if config.request_id_header:
+            self.writer.request_id = scope["state"]["request_id"]
         self._state = _RECEIVING
         state.active_requests += 1
         state.count_request()

@@ -208,5 +208,8 @@ class Responder:
         cycle = self.cycle
         client = cycle.scope["client"] if cycle is not None else self.client  # as a trusted proxy said
         version = "1.0" if self._http10 else "1.1"
-        status, size = writer.status, writer.body_bytes
-        log_request(self.config, client, request.method, request.target, version, status, size, seconds)
+        status, size, headers = writer.status, writer.body_bytes, request.headers
+        log_request(
+            self.config, client, request.method, request.target, version, status, size, seconds, headers,
+            writer.request_id,
+        )

@@ -46,6 +46,7 @@ from treadle.server.asgi.websocket import WebSocketCycle
 from treadle.server.config import Config
 from treadle.server.http1.fastparse import Request as HttpRequest
 from treadle.server.http1.timers import ConnectionControl
+from treadle.server.observe import request_id
 from treadle.server.observe.access import log_websocket
 from treadle.server.observe.logging import error_logger
 from treadle.server.state import ServerState
@@ -404,7 +405,9 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         """The app's headers plus Server, Date and ``--header`` lines it did not set itself."""
         names = {name.lower() for name, _ in headers if isinstance(name, bytes)}
         block = self.state.default_headers(b"date" in names, b"server" in names)
-        return list(headers) + [tuple(line.split(b": ", 1)) for line in block.split(b"\r\n") if line]
+        extra = [tuple(line.split(b": ", 1)) for line in block.split(b"\r\n") if line]
+        scope = self.cycle.scope if self.cycle is not None else None
+        return list(headers) + extra + request_id.echo(self.config, scope, headers)
 
     def _render(self, event: Event) -> bytes:
         """wsproto's bytes for a handshake event; an app's invalid values become its error."""
@@ -415,8 +418,9 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
 
     def _log_access(self, status: int) -> None:
         cycle = self.cycle
-        client = cycle.scope["client"] if cycle is not None else self.client  # as a trusted proxy said
-        log_websocket(self.config, client, self._target, status)
+        scope = cycle.scope if cycle is not None else None
+        client = scope["client"] if scope is not None else self.client  # as a trusted proxy said
+        log_websocket(self.config, client, self._target, status, scope)
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from http import HTTPStatus
 from typing import Any, Iterable
 
 from treadle.server.http1.fastparse.grammar import is_digits, is_token
+from treadle.server.observe.request_id import response_field
 
 _REASONS = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
 _STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason in _REASONS.items()}
@@ -118,7 +119,8 @@ class ResponseWriter:
     and ``end_stream`` return the bytes to write; ``error`` renders the server's own answer
     instead. ``keep_alive`` says, once ``start`` has run, whether the connection may carry
     another request after this response; ``status`` and ``body_bytes`` are what an access log
-    reports of it.
+    reports of it. ``request_id``, set by the connection for each request when
+    ``--request-id-header`` names ``request_id_name``, is echoed in the head.
     """
 
     __slots__ = (
@@ -132,9 +134,11 @@ class ResponseWriter:
         "trailers_announced",
         "_send_trailers",
         "_trailer_lines",
+        "request_id",
+        "request_id_name",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, request_id_name: bytes | None = None) -> None:
         self.head: bytes | None = None  # rendered, not yet returned for writing
         self.framing = _LENGTH
         self.remaining = 0  # body bytes the Content-Length still promises
@@ -145,6 +149,8 @@ class ResponseWriter:
         self.trailers_announced = False  # the app announced trailers: its body ends with them
         self._send_trailers = False  # ... and they go on the wire (chunked, TE: trailers)
         self._trailer_lines: list[bytes] = []
+        self.request_id: str | None = None  # the id of the request answered (server/observe/request_id.py)
+        self.request_id_name = request_id_name
 
     def start(
         self,
@@ -217,6 +223,8 @@ class ResponseWriter:
         elif request_http10:
             lines.append(b"connection: keep-alive\r\n")
         lines.append(defaults(has_date, has_server))
+        if self.request_id is not None:
+            lines.append(self._request_id_line(headers))
         lines.append(b"\r\n")
         self.framing = framing
         self.keep_alive = keep_alive
@@ -238,6 +246,7 @@ class ResponseWriter:
                 b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n" % len(body),
                 b"connection: close\r\n",
                 defaults,
+                b"" if self.request_id is None else self._request_id_line(()),
                 b"\r\n",
             )
         )
@@ -318,6 +327,10 @@ class ResponseWriter:
         if self.framing == _CHUNKED:
             out += LAST_CHUNK
         return out
+
+    def _request_id_line(self, app_headers: Iterable[Any]) -> bytes:
+        field = response_field(self.request_id_name, self.request_id, app_headers)
+        return b"" if field is None else field[0] + b": " + field[1] + b"\r\n"
 
     def _take_head(self) -> bytes:
         head = self.head

@@ -47,6 +47,7 @@ from treadle.server.http2.budget import Budget
 from treadle.server.http2.engine import MAX_WINDOW, StreamRefused, new_engine
 from treadle.server.http2.frames import FrameGuard, HeaderBlockTooLarge
 from treadle.server.http2.stream import HIGH_WATER, Stream
+from treadle.server.observe import request_id
 from treadle.server.observe.access import log_request
 from treadle.server.observe.logging import error_logger
 from treadle.server.state import ServerState
@@ -85,6 +86,8 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
             config.limit_request_head_size,
             websockets=False,
         )
+        # --request-id-header: the response field that echoes the id (server/observe/request_id.py)
+        self.request_id_field = request_id.field_name(config) if config.request_id_header else b""
         self.guard = FrameGuard(config.limit_request_head_size, self._control_frame, self._client_reset)
         self.resets = Budget(config.h2_max_resets, BUDGET_PERIOD, loop.time)
         self.control_frames = Budget(config.h2_max_control_frames, BUDGET_PERIOD, loop.time)
@@ -310,6 +313,9 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         if scope is None:
             self.reject(stream, 404)  # outside --root-path, which requests keep
             return
+        stream.request_headers = scope["headers"]
+        if config.request_id_header:
+            stream.request_id = scope["state"]["request_id"]
         state = self.state
         state.active_requests += 1
         state.count_request()
@@ -561,10 +567,23 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         stream.logged = True
         now = self.loop.time()
         seconds = now - stream.started_at
-        self.state.stats.response_done(stream.status, seconds, now)
+        stats = self.state.stats
+        stats.response_done(stream.status, seconds, now)
+        stats.responses_http2 += 1
         exchange = stream.exchange
         client = exchange.scope["client"] if exchange is not None else self.client  # as a trusted proxy said
-        log_request(self.config, client, stream.method, stream.target, "2", stream.status, stream.body_bytes, seconds)
+        log_request(
+            self.config,
+            client,
+            stream.method,
+            stream.target,
+            "2",
+            stream.status,
+            stream.body_bytes,
+            seconds,
+            stream.request_headers,
+            stream.request_id,
+        )
 
     def log_error(self, message: str, *args: Any) -> None:
         error_logger.error(message, *args)

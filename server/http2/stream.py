@@ -31,6 +31,7 @@ from typing import Any, Awaitable, Iterable
 from treadle.server.exchange import ResponseState
 from treadle.server.http1.fastparse.grammar import is_digits
 from treadle.server.http1.writer import check_header
+from treadle.server.observe.request_id import response_field
 
 HIGH_WATER = 64 * 1024  # body bytes queued on a stream before the app's send() waits
 
@@ -69,6 +70,8 @@ class Stream:
         "logged",
         "ending_stream",
         "response_headers",
+        "request_headers",
+        "request_id",
     )
 
     def __init__(self, stream_id: int, conn: Any, method: bytes, target: bytes, started_at: float) -> None:
@@ -99,6 +102,8 @@ class Stream:
         self.logged = False
         self.ending_stream = False  # shutdown ends this event stream
         self.response_headers: Iterable[Any] = ()
+        self.request_headers: list[tuple[bytes, bytes]] = []  # for the access log's fields
+        self.request_id: str | None = None  # --request-id-header's id, once the scope is made
 
     # -- the Channel interface, called by the exchange ----------------------------------------
 
@@ -143,6 +148,10 @@ class Stream:
                 has_server = True
             fields.append((name, value))
         fields.extend(self.conn.state.default_header_pairs(has_date, has_server))
+        if self.request_id is not None:  # --request-id-header: echoed, unless the app set it
+            field = response_field(self.conn.request_id_field, self.request_id, fields)
+            if field is not None:
+                fields.append(field)
         if self.head_request or status == 204 or status == 304:
             self.remaining = 0
         else:

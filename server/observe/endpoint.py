@@ -1,4 +1,5 @@
-"""The stats endpoint: ``GET /stats`` (JSON) and ``GET /metrics`` (Prometheus) on its own port.
+"""The stats endpoint: ``GET /`` (the live dashboard), ``GET /stats`` (JSON) and ``GET /metrics``
+(Prometheus) on its own port; what each answers is server/observe/routes.py's.
 
 It runs in its own thread with the standard library's HTTP server, not on the reactor, for
 two reasons: it never mixes with the app's routes or shows up in its counters, and it still
@@ -7,12 +8,11 @@ answers when the loop is stuck — which is exactly when one wants to look.
 
 from __future__ import annotations
 
-import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Callable
 
-from treadle.server.observe import prometheus
+from treadle.server.observe import routes
 from treadle.server.observe.logging import error_logger
 
 
@@ -32,7 +32,7 @@ class StatsEndpoint:
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.5,), name="treadle-stats")
         self._thread.daemon = True
         self._thread.start()
-        error_logger.info("Stats on http://%s:%d/stats and /metrics", *self.address)
+        error_logger.info("Stats on http://%s:%d/ (dashboard), /stats and /metrics", *self.address)
 
     def stop(self) -> None:
         if self._thread is not None:
@@ -50,21 +50,14 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 2.0
 
     def do_GET(self) -> None:
-        path = self.path.partition("?")[0]
-        if path == "/stats":
-            self._reply(200, "application/json", json.dumps(self.snapshot(), indent=2) + "\n")
-        elif path == "/metrics":
-            self._reply(200, prometheus.CONTENT_TYPE, prometheus.render(self.snapshot()))
-        else:
-            self._reply(404, "text/plain; charset=utf-8", "try /stats or /metrics\n")
-
-    def _reply(self, status: int, content_type: str, text: str) -> None:
-        body = text.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        reply = routes.respond(self.path, self.snapshot)
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers:
+            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(reply.body)
 
     def log_message(self, format: str, *args: Any) -> None:
         error_logger.debug("stats endpoint: " + format, *args)

@@ -27,6 +27,7 @@ class ServerStats:
         self.bytes_in = 0
         self.bytes_out = 0
         self.responses = 0
+        self.responses_http2 = 0  # of those, on HTTP/2 streams (the rest on HTTP/1.1)
         self.by_status_class = [0] * 6  # index = status // 100 (1xx..5xx; 0 unused)
         self.latency = LatencyHistogram()
         self._slots = [0] * RATE_WINDOW
@@ -67,7 +68,6 @@ class ServerStats:
 
     def snapshot(self, state: Any) -> dict[str, Any]:
         """Counters and gauges as plain JSON-ready data; ``state`` is the ``ServerState``."""
-        latency = self.latency
         return {
             "uptime_s": time.monotonic() - self.started,
             "connections_open": len(state.connections),
@@ -75,14 +75,22 @@ class ServerStats:
             "requests_in_flight": state.active_requests,
             "requests_per_second": self.requests_per_second(),
             "responses_total": self.responses,
+            "responses_http2": self.responses_http2,
             "responses_by_class": {f"{n}xx": self.by_status_class[n] for n in range(1, 6)},
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
-            "latency_ms": {f"p{round(q * 100)}": _ms(latency.percentile(q)) for q in PERCENTILES},
-            "latency_mean_ms": latency.total / latency.count * 1000.0 if latency.count else None,
-            "latency_count": latency.count,
-            "latency_sum_s": latency.total,
+            **latency_summary(self.latency),
         }
+
+
+def latency_summary(latency: LatencyHistogram) -> dict[str, Any]:
+    """The ``latency_*`` keys of a snapshot, from a histogram (one server's, or merged)."""
+    return {
+        "latency_ms": {f"p{round(q * 100)}": _ms(latency.percentile(q)) for q in PERCENTILES},
+        "latency_mean_ms": latency.total / latency.count * 1000.0 if latency.count else None,
+        "latency_count": latency.count,
+        "latency_sum_s": latency.total,
+    }
 
 
 def _ms(seconds: float | None) -> float | None:

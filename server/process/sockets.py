@@ -1,5 +1,5 @@
 """The listening sockets: TCP (IPv4 or IPv6, optionally ``SO_REUSEPORT``), a Unix domain
-socket (``--uds``), or one inherited from whoever started us (``--fd``, socket activation).
+socket (``--uds``), or ones inherited from whoever started us (``--fd``, socket activation).
 
 Kept apart from ``Server`` because the supervisor binds once and shares the sockets with
 every worker it forks, and the gunicorn worker receives gunicorn's sockets instead.
@@ -14,23 +14,29 @@ from typing import Any
 
 
 def bind_sockets(config: Any) -> list[socket.socket]:
-    """Listening, non-blocking sockets for ``config`` (``fd`` wins over ``uds`` over host/port).
+    """Listening, non-blocking sockets for ``config``: one per ``--fd`` (each served alike),
+    else one for ``--uds``, else one for host and port.
 
-    Raises ``OSError`` whose message names the address and the reason.
+    Raises ``OSError`` whose message names the address and the reason (and closes the
+    sockets already made).
     """
-    if config.fd is not None:
-        sock = _inherited(config.fd)
-    elif config.uds:
-        sock = _bind_unix(config.uds)
-    else:
-        sock = _bind_tcp(config.host, config.port, config.reuse_port)
+    socks: list[socket.socket] = []
     try:
-        sock.listen(config.backlog)
-        sock.setblocking(False)
+        if config.fd:
+            for fd in config.fd:
+                socks.append(_inherited(fd))
+        elif config.uds:
+            socks.append(_bind_unix(config.uds))
+        else:
+            socks.append(_bind_tcp(config.host, config.port, config.reuse_port))
+        for sock in socks:
+            sock.listen(config.backlog)
+            sock.setblocking(False)
     except OSError:
-        sock.close()
+        for sock in socks:
+            sock.close()
         raise
-    return [sock]
+    return socks
 
 
 def describe(sock: socket.socket, scheme: str = "http") -> str:
@@ -47,7 +53,7 @@ def describe(sock: socket.socket, scheme: str = "http") -> str:
 def remove_unix_socket(config: Any) -> None:
     """Remove the socket file ``bind_sockets`` made for ``--uds`` (call once, from whoever
     bound it, when done serving). With ``--fd`` the socket is not ours to remove."""
-    if config.fd is None and config.uds and _is_socket(config.uds):
+    if not config.fd and config.uds and _is_socket(config.uds):
         os.unlink(config.uds)
 
 

@@ -17,12 +17,24 @@ Signals (to the supervisor):
   only once every one of them reports ready are the old ones told to stop, so there is no
   moment without a worker accepting. If a new worker fails to start, the old ones stay.
 
-Workers report on a pipe: ``1`` once listening (ready), ``r`` when ``--limit-max-requests``
-makes them retire — the replacement is started right then, while the old worker finishes
-its requests, rather than after it exits. A worker that exits unasked is replaced; one that
-exits before it was ever ready means the app cannot start, so the supervisor gives up with
-that exit status instead of forking failures in a loop — except with ``--reload``, where
-the next file change will try again.
+Workers report on a pipe (server/process/reports.py; the worker's side is
+server/process/worker_main.py): ready once listening; retiring when ``--limit-max-requests``
+(plus up to ``--limit-max-requests-jitter``, drawn per worker, so that they do not all
+retire at once) is reached — the replacement is started right then, while the old worker
+finishes its requests, rather than after it exits; and every second or so, from the
+worker's event loop, its stats (with ``--stats-port`` or ``--stats-interval``, which the
+supervisor then serves and logs for all workers at once: server/process/stats_hub.py) or a
+bare sign of life.
+
+Life cycle. A worker that exits unasked is replaced; one that exits before it was ever
+ready means the app cannot start, so the supervisor gives up with that exit status instead
+of forking failures in a loop — except with ``--reload``, where the next file change will
+try again. A worker not ready ``--timeout-worker-startup`` after it was forked (stuck in an
+import or in lifespan startup) is killed: a first start then fails, a reload is abandoned.
+A ready worker that sends nothing for ``--timeout-worker-healthcheck`` (its event loop is
+stuck: an app blocking it, a deadlock) is sent SIGABRT — it prints every thread's stack as
+it dies — and replaced at once; SIGKILL follows if it is still there. Neither timeout
+applies with ``--reload``, where a developer may sit at a breakpoint.
 
 Workers ignore SIGINT and SIGHUP: a Ctrl+C in the terminal reaches the whole process group,
 and only the supervisor should act on it. Workers shut down gracefully if the supervisor
@@ -36,24 +48,27 @@ exists when the supervisor forks.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import random
 import select
 import signal
 import ssl
-import sys
-import threading
 import time
-import traceback
 from typing import Any
 
 from treadle.server.config import Config
 from treadle.server.main import EXIT_LOAD_ERROR, Server
 from treadle.server.observe.logging import configure_logging, error_logger
 from treadle.server.process.reload import make_watcher
+from treadle.server.process.reports import Report, ReportError, ReportReader
 from treadle.server.process.sockets import bind_sockets, remove_unix_socket
+from treadle.server.process.stats_hub import StatsHub, wanted
+from treadle.server.process.worker_main import run_worker
 from treadle.server.tls import TLSConfigError, server_ssl_context
 
 KILL_MARGIN = 5.0  # seconds past the graceful timeout before a stopping worker is killed
+ABORT_MARGIN = 2.0  # seconds a worker sent SIGABRT has to dump its stacks before SIGKILL
 TICK = 0.5  # longest sleep: how often deadlines and the file watcher are checked
 
 
@@ -68,15 +83,26 @@ def serve(config: Config) -> int:
 
 
 class Worker:
-    __slots__ = ("pid", "ready_fd", "reporting", "ready", "generation", "kill_at")
+    """The supervisor's record of one worker process."""
 
-    def __init__(self, pid: int, ready_fd: int, generation: int) -> None:
+    __slots__ = ("pid", "report_fd", "reader", "reporting", "ready", "generation", "slot", "started", "heard",
+                 "stop_asked", "timed_out", "kill_at", "report", "reported_at")
+
+    def __init__(self, pid: int, report_fd: int, generation: int, slot: int) -> None:
         self.pid = pid
-        self.ready_fd = ready_fd
+        self.report_fd = report_fd
+        self.reader = ReportReader()
         self.reporting = True  # its end of the pipe is open
         self.ready = False
         self.generation = generation
-        self.kill_at: float | None = None  # set once told to stop
+        self.slot = slot  # 1, 2...: the lowest number no other live worker has (a stats label)
+        self.started = time.monotonic()
+        self.heard = self.started  # its last report: the health check's clock
+        self.stop_asked = False  # told to stop, retiring, or replaced: its exit is expected
+        self.timed_out = False  # sent SIGABRT by a start-up or health-check timeout
+        self.kill_at: float | None = None  # SIGKILL then, if it has not exited
+        self.report: dict[str, Any] | None = None  # its latest stats report (server/process/stats_hub.py)
+        self.reported_at = 0.0
 
 
 class Supervisor:
@@ -85,7 +111,9 @@ class Supervisor:
         self.watcher: Any = None  # with --reload: server.reload's watcher; a change reloads
         self.sockets: list[Any] = []
         self.ssl_context: ssl.SSLContext | None = None  # the workers' (inherited by each fork)
+        self.stats: StatsHub | None = None  # with --stats-port or --stats-interval: all workers' numbers
         self.workers: dict[int, Worker] = {}
+        self.restarts = 0  # workers replaced after dying (a crash, an OOM kill, the health check)
         self.current = 0  # the generation that serves
         self.generations = 0  # generations started so far (numbers are never reused)
         self.incoming: int | None = None  # the generation being started by a reload
@@ -100,13 +128,17 @@ class Supervisor:
     def run(self) -> int:
         """Bind, start the workers, supervise until told to stop; returns the exit code."""
         config = self.config
-        configure_logging(config.log_level, config.log_config, config.access_log)
+        configure_logging(config.log_level, config.log_config, config.access_log, config.log_format)
         try:
             # Built once, here: a bad certificate is reported once, not by each worker.
             self.ssl_context = server_ssl_context(config)
             self.sockets = bind_sockets(config)
+            if wanted(config):
+                self.stats = StatsHub(config, self.workers.values, lambda: self.restarts)  # binds --stats-port
         except (OSError, TLSConfigError) as exc:
             error_logger.error("%s", exc)
+            for sock in self.sockets:
+                sock.close()
             return EXIT_LOAD_ERROR
         self._wake_r, self._wake_w = os.pipe()
         self._lifeline_r, self._lifeline_w = os.pipe()
@@ -119,11 +151,14 @@ class Supervisor:
             error_logger.info("Started supervisor process [%d]", os.getpid())
             if config.reload:
                 self.watcher = make_watcher(config.reload_dirs, config.reload_includes, config.reload_excludes)
+            if self.stats is not None:
+                self.stats.start()
             self._start_generation(self.current)
             while self.workers or not self.stopping:
                 self._wait()
                 self._handle_signals()
                 self._reap()
+                self._check_health()
                 self._enforce_deadlines()
                 self._check_reload()
                 self._watch()
@@ -139,35 +174,96 @@ class Supervisor:
                 os.close(fd)
             for sock in self.sockets:
                 sock.close()
+            if self.stats is not None:
+                self.stats.close()
             remove_unix_socket(config)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signals.append(signum)
 
     def _wait(self) -> None:
-        timeout = TICK
+        stats = self.stats
         deadlines = [w.kill_at for w in self.workers.values() if w.kill_at is not None]
-        if deadlines:
-            timeout = max(0.0, min(timeout, min(deadlines) - time.monotonic()))
-        reporting = [w.ready_fd for w in self.workers.values() if w.reporting]
-        readable, _, _ = select.select([self._wake_r, *reporting], [], [], timeout)
+        if stats is not None and stats.next_deadline() is not None:
+            deadlines.append(stats.next_deadline())
+        timeout = max(0.0, min(TICK, min(deadlines, default=TICK) - time.monotonic()))
+        reporting = [w.report_fd for w in self.workers.values() if w.reporting]
+        readers, writers = (stats.readers(), stats.writers()) if stats is not None else ([], [])
+        readable, writable, _ = select.select([self._wake_r, *reporting, *readers], writers, [], timeout)
         if self._wake_r in readable:
             while _read(self._wake_r):
                 pass  # the handlers already queued the signals; just empty the pipe
         for worker in list(self.workers.values()):
-            if worker.ready_fd in readable:
-                self._report(worker, _read(worker.ready_fd))
+            if worker.report_fd in readable:
+                self._read_reports(worker)
+        if stats is not None:
+            stats.serve(readable, writable)
 
-    def _report(self, worker: Worker, data: bytes) -> None:
-        if not data:
-            worker.reporting = False  # it is exiting; the reap will tell how
-        if b"1" in data:
+    def _read_reports(self, worker: Worker) -> None:
+        """Take in whatever the worker's pipe holds (it is non-blocking)."""
+        while worker.reporting:
+            try:
+                data = os.read(worker.report_fd, 65536)
+            except BlockingIOError:
+                return
+            if not data:
+                worker.reporting = False  # it is exiting; the reap will tell how
+                return
+            worker.heard = time.monotonic()
+            try:
+                messages = worker.reader.feed(data)
+            except ReportError as exc:  # not a worker of ours speaking: stop listening to it
+                error_logger.error("Worker [%d] sent %s; ignoring its reports.", worker.pid, exc)
+                worker.reporting = False
+                return
+            for kind, payload in messages:
+                self._report(worker, kind, payload)
+
+    def _report(self, worker: Worker, kind: Report, payload: bytes) -> None:
+        if kind is Report.READY:
             worker.ready = True
             error_logger.info("Worker [%d] ready", worker.pid)
-        if b"r" in data and not self.stopping and worker.kill_at is None:
+        elif kind is Report.RETIRE and not self.stopping and not worker.stop_asked:
             error_logger.info("Worker [%d] is retiring; starting a new one.", worker.pid)
-            worker.kill_at = self._stop_deadline()
-            self._spawn(worker.generation)
+            self._replace(worker, self._stop_deadline())
+        elif kind is Report.STATS and self.stats is not None:
+            self.stats.received(worker, payload)
+
+    def _check_health(self) -> None:
+        """Kill the workers that take too long to start (even those told to stop meanwhile:
+        they have no request to finish), and replace those whose loop went silent."""
+        if self.config.reload:
+            return
+        now = time.monotonic()
+        starting, healthcheck = self.config.timeout_worker_startup, self.config.timeout_worker_healthcheck
+        for worker in list(self.workers.values()):
+            if worker.timed_out:
+                continue
+            if not worker.ready and starting and now - worker.started > starting:
+                error_logger.error(
+                    "Worker [%d] did not start within %g s (--timeout-worker-startup); killing it.",
+                    worker.pid, starting,
+                )
+                _kill(worker.pid, signal.SIGABRT)
+                worker.timed_out = True
+                worker.kill_at = now + ABORT_MARGIN  # SIGKILL then; its exit counts as a failed start
+            elif worker.ready and healthcheck and now - worker.heard > healthcheck and not (
+                worker.stop_asked or self.stopping
+            ):
+                error_logger.error(
+                    "Worker [%d] has not answered for %g s (--timeout-worker-healthcheck); replacing it.",
+                    worker.pid, healthcheck,
+                )
+                _kill(worker.pid, signal.SIGABRT)
+                worker.timed_out = True
+                self.restarts += 1
+                self._replace(worker, now + ABORT_MARGIN)
+
+    def _replace(self, worker: Worker, kill_at: float) -> None:
+        """Start the worker's successor now; it is expected to exit, killed at ``kill_at``."""
+        worker.stop_asked = True
+        worker.kill_at = kill_at
+        self._spawn(worker.generation)
 
     def _handle_signals(self) -> None:
         signals, self._signals = self._signals, []
@@ -226,11 +322,14 @@ class Supervisor:
                 return
             worker = self.workers.pop(pid, None)
             if worker is not None:
-                os.close(worker.ready_fd)
+                self._read_reports(worker)  # its last words: a final stats report
+                os.close(worker.report_fd)
+                if self.stats is not None:
+                    self.stats.exited(worker)
                 self._exited(worker, _describe_status(status), os.waitstatus_to_exitcode(status))
 
     def _exited(self, worker: Worker, how: str, code: int) -> None:
-        if self.stopping or worker.kill_at is not None:
+        if self.stopping or worker.stop_asked:
             error_logger.info("Worker [%d] stopped (%s)", worker.pid, how)
         elif not worker.ready:
             error_logger.error("Worker [%d] failed to start (%s)", worker.pid, how)
@@ -248,6 +347,7 @@ class Supervisor:
         else:
             log = error_logger.info if code == 0 else error_logger.warning
             log("Worker [%d] exited (%s); starting a new one.", worker.pid, how)
+            self.restarts += 1
             self._spawn(worker.generation)
 
     def _abandon_reload(self) -> None:
@@ -274,6 +374,7 @@ class Supervisor:
             self._start_reload()
 
     def _tell_to_stop(self, worker: Worker) -> None:
+        worker.stop_asked = True
         worker.kill_at = self._stop_deadline()
         _kill(worker.pid, signal.SIGTERM)
 
@@ -286,51 +387,38 @@ class Supervisor:
             self._spawn(generation)
 
     def _spawn(self, generation: int) -> None:
-        ready_r, ready_w = os.pipe()
+        used = {worker.slot for worker in self.workers.values()}
+        slot = next(n for n in range(1, len(used) + 2) if n not in used)
+        config = self._worker_config()
+        report_r, report_w = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the worker
-            os.close(ready_r)
-            self._run_worker(ready_w)
-        os.close(ready_w)
-        self.workers[pid] = Worker(pid, ready_r, generation)
-        error_logger.info("Started worker [%d]", pid)
-
-    # -- a worker process, right after fork ----------------------------------------------------
-
-    def _run_worker(self, report_fd: int) -> None:
-        """Serve on the inherited sockets, reporting on ``report_fd``; never returns (``os._exit``)."""
-        code = 1
-        try:
-            signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGINT, signal.SIGHUP):
-                signal.signal(sig, signal.SIG_IGN)
-            for sig in (signal.SIGTERM, signal.SIGCHLD):
-                signal.signal(sig, signal.SIG_DFL)
-            for fd in (self._wake_r, self._wake_w, self._lifeline_w):
+        if pid == 0:  # the worker: close what only the supervisor holds, then serve
+            os.close(report_r)
+            for fd in (self._wake_r, self._wake_w, self._lifeline_w, *(w.report_fd for w in self.workers.values())):
                 os.close(fd)
-            for other in self.workers.values():
-                os.close(other.ready_fd)
-            server = Server(self.config, self.sockets, self.ssl_context)
-            server.on_retire = lambda: _write(report_fd, b"r")
+            if self.stats is not None:
+                self.stats.close()  # the worker's copies of the stats port and its clients
+            run_worker(config, self.sockets, self.ssl_context, report_w, self._lifeline_r, self.stats is not None)
+        os.close(report_w)
+        os.set_blocking(report_r, False)
+        self.workers[pid] = Worker(pid, report_r, generation, slot)
+        if config.limit_max_requests and self.config.limit_max_requests_jitter:
+            error_logger.info("Started worker [%d] (retires after %d requests)", pid, config.limit_max_requests)
+        else:
+            error_logger.info("Started worker [%d]", pid)
 
-            def ready() -> None:
-                _write(report_fd, b"1")
-                threading.Thread(target=self._outlive, args=(server,), name="treadle-lifeline", daemon=True).start()
-
-            code = server.run(ready=ready, sigint=False)  # SIGINT stays ignored, as set above
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-
-    def _outlive(self, server: Server) -> None:
-        """Runs in a worker: wait for the supervisor to die, then shut down gracefully."""
-        while os.read(self._lifeline_r, 1):
-            pass
-        error_logger.warning("The supervisor is gone; shutting down.")
-        server.request_shutdown()
+    def _worker_config(self) -> Config:
+        """A worker's options: no stats port or summary of its own when the supervisor has
+        them, and its own --limit-max-requests, jittered (drawn here, in the parent, since
+        each draw is for one worker)."""
+        config = self.config
+        changes: dict[str, Any] = {}
+        if self.stats is not None:
+            changes.update(stats_port=None, stats_interval=None)
+        if config.limit_max_requests and config.limit_max_requests_jitter:
+            jitter = random.randint(0, config.limit_max_requests_jitter)
+            changes.update(limit_max_requests=config.limit_max_requests + jitter, limit_max_requests_jitter=0)
+        return dataclasses.replace(config, **changes) if changes else config
 
 
 def _read(fd: int) -> bytes:
@@ -338,10 +426,6 @@ def _read(fd: int) -> bytes:
         return os.read(fd, 512)
     except BlockingIOError:
         return b""
-
-
-def _write(fd: int, data: bytes) -> None:
-    os.write(fd, data)
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -74,6 +74,9 @@ def build_environ(scope: Scope, body: Any, file_wrapper: Any) -> dict[str, Any]:
         "wsgi.run_once": False,
         "wsgi.file_wrapper": file_wrapper,
     }
+    request_id = scope.get("state", {}).get("request_id")
+    if request_id is not None:
+        environ["treadle.request_id"] = request_id  # --request-id-header (also HTTP_<NAME>)
     client = scope["client"]
     if client is not None:
         environ["REMOTE_ADDR"] = client[0]
