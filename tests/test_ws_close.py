@@ -362,4 +362,6 @@ def test_a_starlette_endpoint_raising_websocketdisconnect_is_not_an_error(serve,
         ws.socket.close()  # no close frame at all
     assert done.wait(5)
     wait_until(lambda: [r for r in caplog.records if "after the WebSocket peer left" in r.getMessage()])
-    assert [r.getMessage() for r in caplog.records if r.levelno >= 40] == []
+    # Only the server's loggers: the sync client itself logs an error when its socket is shut
+    # under its reader thread (websockets 15 does, 17 does not).
+    assert [r.getMessage() for r in caplog.records if r.levelno >= 40 and r.name.startswith("treadle")] == []
