@@ -31,7 +31,7 @@ from treadle.server.asgi.scope import http_scope
 from treadle.server.config import Config
 from treadle.server.exchange import Exchange, ResponseState
 from treadle.server.http1.fastparse import NEED_DATA, Data, EndOfMessage, RemoteProtocolError, Request
-from treadle.server.http1.parsers import new_parser
+from treadle.server.http1.parsers import new_parser, parser_limits
 from treadle.server.http1.responding import MAX_BUFFERED_BODY, Responder
 from treadle.server.http1.states import Deadline, State
 from treadle.server.http1.timers import ConnectionControl
@@ -65,7 +65,7 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self.state = state
         self.app = app  # starts the exchange for each request (a runner: server/apps/appset.py)
         self.loop = loop
-        self.parser = new_parser(config.http, config.limit_request_head_size)
+        self.parser = new_parser(config.http, parser_limits(config))
         self.writer = ResponseWriter()
         self.transport: Any = None
         self.client: tuple[str, int] | None = None
@@ -80,7 +80,6 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self._request: Request | None = None  # until its access line is written
         self._start_time = 0.0
         self._pipelined = 0
-        self._body_received = 0
         self._expect_100 = False
         self._keep_alive = False
         self._http10 = False
@@ -195,7 +194,7 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
             self._reject(exc.status)
             return
         error_logger.debug("Invalid HTTP request body from %s: %s", self.client, exc)
-        self._fail_request(400)
+        self._fail_request(exc.status)
 
     def _fail_request(self, status: int) -> None:
         """The request's body cannot be received (invalid, too large, stalled): the app learns
@@ -221,7 +220,6 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self._head_request = request.method == b"HEAD"
         self._te_trailers = request.te_trailers
         self._expect_100 = self.parser.they_are_waiting_for_100_continue
-        self._body_received = 0
         self.writer.status = 0  # no response yet
 
         limit = config.limit_concurrency
@@ -231,7 +229,7 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         body_limit = config.limit_request_body_size
         content_length = request.content_length
         if body_limit is not None and content_length is not None and content_length > body_limit:
-            self._reject(413)
+            self._reject(413)  # a chunked body is refused by the parser, at the chunk that passes the limit
             return
         if request.upgrade is not None and self.handle_upgrade(request):
             return
@@ -275,11 +273,6 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
     def _on_data(self, data: bytes) -> None:
         cycle = self.cycle
         assert cycle is not None
-        self._body_received += len(data)
-        limit = self.config.limit_request_body_size
-        if limit is not None and self._body_received > limit:
-            self._fail_request(413)
-            return
         if self._state is _DISCARDING:
             return
         self._expect_100 = False  # the client sent the body without waiting
