@@ -34,6 +34,16 @@ def test_asterisk_form_reaches_the_app_for_options(serve):
     assert (rec.scopes[0]["method"], rec.scopes[0]["path"]) == ("OPTIONS", "*")
 
 
+def test_connect_is_501_and_never_reaches_the_app(serve):
+    # RFC 9110 9.3.6: CONNECT asks for a tunnel, which this origin server does not make; 9.1: "An
+    # origin server that receives a request method that is unrecognized or not implemented
+    # SHOULD respond with the 501 (Not Implemented) status code."
+    rec = Recorder()
+    srv = serve(rec)
+    assert_refused(srv, b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n", 501)
+    assert len(rec.scopes) == 1  # the GET after it
+
+
 def test_chunk_extensions_are_taken_and_dropped(serve):
     # RFC 9112 7.1.1: "A recipient MUST ignore unrecognized chunk extensions."
     seen = []

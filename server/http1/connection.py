@@ -222,6 +222,14 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self._expect_100 = self.parser.they_are_waiting_for_100_continue
         self.writer.status = 0  # no response yet
 
+        if request.method == b"CONNECT":
+            # RFC 9110 9.3.6: CONNECT asks for a tunnel, and "most origin servers do not
+            # implement CONNECT"; nor does this one, nor can ASGI or WSGI carry a tunnel. 9.1:
+            # "An origin server that receives a request method that is unrecognized or not
+            # implemented SHOULD respond with the 501 (Not Implemented) status code." (The
+            # request is not the app's: a 405 would need the app's Allow header.)
+            self._reject(501)
+            return
         limit = config.limit_concurrency
         if limit is not None and state.active_requests >= limit:
             self._reject(503)
