@@ -21,6 +21,7 @@ from treadle.server.config.rules import (
     INTERFACES,
     LIFESPAN_MODES,
     LOG_LEVELS,
+    PATH_POLICIES,
     ROOT_PATH_MODES,
     WS_MODES,
     check_credentials,
@@ -82,6 +83,13 @@ class Config:
     # is how requests get smuggled, so it is refused unless asked for (docs/server.md: evidence).
     accept_bare_lf: bool = option(
         False, "take a bare LF as a line end in request heads and trailers (otherwise: 400)", negatable=False
+    )
+    # server/target.py: what a request path may not do by default (nginx refuses the same).
+    path_policy: str = option(
+        "strict",
+        "strict: 400 for a path that climbs above / by dot-segments, holds NUL, has a bad percent-escape "
+        "or is not UTF-8; lenient: hand it to the app",
+        choices=PATH_POLICIES,
     )
 
     # Timeouts. Keep-alive 5 s as uvicorn; 10 s to send a complete request head

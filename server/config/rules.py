@@ -18,6 +18,7 @@ HTTP_ENGINES = ("h11", "fast")
 WS_MODES = ("auto", "wsproto", "none")
 INTERFACES = ("auto", "asgi", "asgi3", "asgi2", "wsgi")  # "asgi": ASGI 3
 ROOT_PATH_MODES = ("stripped", "kept")
+PATH_POLICIES = ("strict", "lenient")
 CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
 

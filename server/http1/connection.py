@@ -41,6 +41,7 @@ from treadle.server.http1.writer import (
 )
 from treadle.server.observe.logging import error_logger
 from treadle.server.state import ServerState
+from treadle.server.target import InvalidPath, split_target
 from treadle.server.waiters import wake
 
 HIGH_WATER = 64 * 1024
@@ -242,17 +243,22 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         if request.upgrade is not None and self.handle_upgrade(request):
             return
 
-        scope = http_scope(
-            request.method,
-            request.target,
-            "1.0" if http10 else "1.1",
-            request.headers,
-            self.tls,
-            self.client,
-            self.server,
-            config,
-            state.lifespan_state,
-        )
+        try:
+            scope = http_scope(
+                request.method,
+                request.target,
+                "1.0" if http10 else "1.1",
+                request.headers,
+                self.tls,
+                self.client,
+                self.server,
+                config,
+                state.lifespan_state,
+            )
+        except InvalidPath as exc:
+            error_logger.debug("Refused request path from %s: %s", self.client, exc)
+            self._reject(400)
+            return
         if scope is None:
             self._reject(404)  # outside --root-path, which requests keep (--root-path-mode kept)
             return
@@ -272,6 +278,14 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         take_over = self.state.ws_upgrade
         if take_over is None or request.upgrade.lower() != b"websocket":
             return False
+        try:
+            # The handshake's path is refused as a request's would be (server/target.py),
+            # before the transport is handed over.
+            split_target(request.target, "", strict=self.config.path_policy != "lenient")
+        except InvalidPath as exc:
+            error_logger.debug("Refused WebSocket path from %s: %s", self.client, exc)
+            self._reject(400)
+            return True
         self._state = _CLOSED  # this protocol is done: the transport now belongs to the websocket
         self._drop_timer()
         self.state.connections.discard(self)
