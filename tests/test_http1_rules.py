@@ -242,6 +242,15 @@ def test_a_chunk_over_the_body_limit_is_refused_at_its_size_line(engine: str) ->
     refused(engine, CHUNKED + b"6\r\nxxxxxx\r\n5\r\n", 413, "longer than 10", limits)  # the sum counts
 
 
+@pytest.mark.parametrize(
+    "option,value",
+    [("limit_request_fields", 0), ("limit_chunk_extension_size", -1), ("limit_chunk_extension_total", -1)],
+)
+def test_limits_that_cannot_work_are_refused(option: str, value: int) -> None:
+    with pytest.raises(ValueError, match=option):
+        Config(None, **{option: value})
+
+
 def test_the_limits_default_to_the_servers_options() -> None:
     # The same defaults, but for the body: the parser alone sets none, the server 100 MiB.
     config = Config(None)
