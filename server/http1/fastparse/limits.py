@@ -3,7 +3,7 @@
 The server makes one from its options (server/http1/parsers.py), and both engines enforce it
 with the same code (head.py judges heads, chunks.py chunk-size lines), so a limit means the
 same whichever engine reads the request. The defaults are the server's own, each with its
-precedent in server/config/options.py (tests/test_fastparse.py checks that they agree).
+precedent in server/config/options.py (tests/test_http1_rules.py checks that they agree).
 """
 
 from __future__ import annotations
