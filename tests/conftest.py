@@ -295,6 +295,20 @@ class RawClient:
             return False
 
 
+def assert_refused(srv: RunningServer, raw: bytes, status: int) -> None:
+    """``raw`` is answered with ``status`` and ``Connection: close``, the connection is closed,
+    and the server goes on serving other connections."""
+    with srv.connect() as c:
+        c.send(raw)
+        resp = c.read_response()
+        assert resp.status == status
+        assert resp.header(b"connection") == b"close"
+        assert c.is_closed()
+    with srv.connect() as c:
+        c.send(request())
+        assert c.read_response().status == 200
+
+
 def request(
     method: str = "GET",
     target: str = "/",

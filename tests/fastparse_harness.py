@@ -1,13 +1,17 @@
-"""Drive h11 and the fast engine over the same bytes and describe what each made of them.
+"""Drive parsers over the same bytes and describe what each made of them: the two engines
+(server/http1/parsers.py: ``--http fast`` and ``--http h11``, which must agree on everything,
+the status of every refusal included) and the h11 library itself (from which the fast engine
+may differ only in the documented ways listed below).
 
-Both are driven the way the server drives them: bytes fed in the given pieces, events
+All are driven the way the server drives them: bytes fed in the given pieces, events
 pulled until NEED_DATA, a minimal response after each complete request, and the next
 request parsed only if the connection is kept alive (h11 gets a fresh ``Connection`` per
 request, as server/http1/parsers.py does, so HTTP/1.0 keep-alive works the same). At the end
-the client's EOF is fed, so a truncated request is an error for both.
+the client's EOF is fed, so a truncated request is an error for all.
 
 The outcome is a list of parsed requests plus how the stream ended: "closed" (clean EOF
-between requests), "kept" (the server would close: not keep-alive) or "error" with a message.
+between requests), "kept" (the server would close: not keep-alive) or "error" with a message
+and, from an engine, the status the server would answer.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from typing import Any, Iterable
 import h11
 
 from treadle.server.http1 import fastparse
+from treadle.server.http1.fastparse import DEFAULT_LIMITS, DEFAULT_MAX_HEAD_SIZE, Limits, grammar
+from treadle.server.http1.parsers import new_parser
 
-LIMIT = 16 * 1024
+LIMIT = DEFAULT_MAX_HEAD_SIZE
 
 
 class Outcome:
@@ -26,10 +32,11 @@ class Outcome:
         self.requests: list[tuple[Any, ...]] = []
         self.end = "closed"
         self.error = ""
+        self.status = 0  # an engine's refusal: the status the server answers
         self.seen: list[dict[str, Any]] = []  # what h11 made of each request head, for explanations
 
     def __repr__(self) -> str:
-        return f"Outcome(end={self.end!r}, error={self.error!r}, requests={self.requests!r})"
+        return f"Outcome(end={self.end!r}, status={self.status}, error={self.error!r}, requests={self.requests!r})"
 
 
 def _keep_alive(http_version: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bool:
@@ -41,6 +48,16 @@ def _keep_alive(http_version: bytes, headers: Iterable[tuple[bytes, bytes]]) -> 
     if b"close" in tokens:
         return False
     return http_version != b"1.0" or b"keep-alive" in tokens
+
+
+def _host_from_target(target: bytes, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    # RFC 9112 3.2.2: the server takes the host of an absolute-form target, not the Host field.
+    match = grammar.absolute_form(target) if target[:1] != b"/" else None
+    if match is None:
+        return headers
+    if any(name == b"host" for name, _ in headers):
+        return [(name, match.group(1) if name == b"host" else value) for name, value in headers]
+    return headers + [(b"host", match.group(1))]
 
 
 def run_h11(chunks: Iterable[bytes]) -> Outcome:
@@ -56,10 +73,11 @@ def run_h11(chunks: Iterable[bytes]) -> Outcome:
             if type(event) is h11.Request:
                 headers = [(n, v) for n, v in event.headers]
                 expect = conn.they_are_waiting_for_100_continue and event.http_version != b"1.0"
-                current = [event.method, event.target, event.http_version, headers, b"", [], expect]
                 out.seen.append(
                     {"method": event.method, "version": event.http_version, "target": event.target, "headers": headers}
                 )
+                headers = _host_from_target(event.target, headers)
+                current = [event.method, event.target, event.http_version, headers, b"", [], expect]
             elif type(event) is h11.Data:
                 current[4] += event.data
             elif type(event) is h11.EndOfMessage:
@@ -91,9 +109,10 @@ def run_h11(chunks: Iterable[bytes]) -> Outcome:
     return out
 
 
-def run_fast(chunks: Iterable[bytes]) -> Outcome:
+def run_engine(engine: str, chunks: Iterable[bytes], limits: Limits = DEFAULT_LIMITS) -> Outcome:
+    """What one of the server's engines (``new_parser``) makes of the bytes."""
     out = Outcome()
-    conn = fastparse.ServerConnection(LIMIT)
+    conn = new_parser(engine, limits)
     current: list[Any] = []
 
     def pump() -> bool:
@@ -127,8 +146,12 @@ def run_fast(chunks: Iterable[bytes]) -> Outcome:
         conn.receive_data(b"")
         pump()
     except fastparse.RemoteProtocolError as exc:
-        out.end, out.error = "error", str(exc)
+        out.end, out.error, out.status = "error", str(exc), exc.status
     return out
+
+
+def run_fast(chunks: Iterable[bytes], limits: Limits = DEFAULT_LIMITS) -> Outcome:
+    return run_engine("fast", chunks, limits)
 
 
 def whole(raw: bytes) -> list[bytes]:
@@ -158,7 +181,15 @@ def _joined_lower(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
     return b",".join(v for n, v in headers if n == name).lower()
 
 
+def _host_value(headers: list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(v for n, v in headers if n == b"host")
+
+
 DELIBERATE_REJECTIONS = {
+    # RFC 9112 2.2: a bare LF line end MAY be taken; by default it is refused (h11 takes it).
+    "bare LF": lambda raw, last: raw.count(b"\n") != raw.count(b"\r\n"),
+    # RFC 9112 3.2: a Host with an invalid value MUST get 400; h11 takes any field value.
+    "invalid Host": lambda raw, last: grammar.is_host(_host_value(last["headers"])) is None,
     # RFC 9112 5.2: obs-fold MAY be rejected; h11 unfolds it.
     "obsolete line folding": lambda raw, last: b"\n " in raw or b"\n\t" in raw,
     # RFC 9112 6.1: CL with TE MAY be rejected (request smuggling); h11 lets TE win.
@@ -174,8 +205,9 @@ DELIBERATE_REJECTIONS = {
     "unsupported HTTP version": lambda raw, last: last["version"][:1] != b"1",
     # A 1.x minor version above 1 is HTTP/1.1 to us, so Host is required; h11 requires it for "1.1" only.
     "missing Host header": lambda raw, last: last["version"] not in (b"1.0", b"1.1"),
-    # RFC 9112 7.1.1: chunk extensions have a grammar; h11 accepts ";" followed by anything.
-    "invalid chunk size line": lambda raw, last: b";" in raw,
+    # RFC 9112 7.1.1: chunk extensions have a grammar; h11 accepts ";" followed by anything, and
+    # whitespace after the size or the last extension, where the grammar has none.
+    "invalid chunk size line": lambda raw, last: b";" in raw or b" \r\n" in raw or b"\t\r\n" in raw,
 }
 
 
@@ -193,8 +225,18 @@ def explained(fast: Outcome, slow: Outcome, raw: bytes) -> bool:
     return False
 
 
-def assert_same(raw: bytes, chunks: list[bytes]) -> tuple[Outcome, Outcome]:
-    fast, slow = run_fast(chunks), run_h11(chunks)
+def assert_same(raw: bytes, chunks: list[bytes], limits: Limits = DEFAULT_LIMITS) -> tuple[Outcome, Outcome]:
+    """The fast engine against the h11 library: the same, or different in a documented way."""
+    fast, slow = run_fast(chunks, limits), run_h11(chunks)
     if (fast.requests, fast.end) != (slow.requests, slow.end):
         assert explained(fast, slow, raw), f"\nraw={raw!r}\nfast={fast}\nh11={slow}"
     return fast, slow
+
+
+def assert_engines_agree(raw: bytes, chunks: list[bytes], limits: Limits = DEFAULT_LIMITS) -> Outcome:
+    """The two engines: the same requests, the same end, and a refusal with the same status."""
+    fast, h11_engine = run_engine("fast", chunks, limits), run_engine("h11", chunks, limits)
+    assert (fast.requests, fast.end, fast.status) == (h11_engine.requests, h11_engine.end, h11_engine.status), (
+        f"\nraw={raw!r}\nlimits={limits}\nfast={fast}\nh11 engine={h11_engine}"
+    )
+    return fast

@@ -57,13 +57,17 @@ def test_root_path_kept_in_the_request_path(serve):
     assert len(rec.scopes) == 1
 
 def test_absolute_form_target(serve):
+    # RFC 9112 3.2.2: "A server MUST accept the absolute-form in requests" and "MUST ignore the
+    # received Host header field (if any) and instead use the host information of the
+    # request-target."
     rec = Recorder()
     srv = serve(rec)
     with srv.connect() as c:
-        c.send(b"GET http://test/abs/path?q=1 HTTP/1.1\r\nHost: test\r\n\r\n")
+        c.send(b"GET http://example.org:8080/abs/path?q=1 HTTP/1.1\r\nHost: elsewhere\r\n\r\n")
         assert c.read_response().status == 200
     assert rec.scopes[0]["path"] == "/abs/path"
     assert rec.scopes[0]["query_string"] == b"q=1"
+    assert [v for n, v in rec.scopes[0]["headers"] if n == b"host"] == [b"example.org:8080"]
 
 
 def test_keep_alive_serves_many_requests_on_one_connection(serve):

@@ -1,8 +1,9 @@
 """The ASGI scope of a request or a WebSocket handshake, whatever wire protocol carried it.
 
 A connection parses the request (HTTP/1.1 today; an HTTP/2 stream would too) and hands the
-parts here, so every protocol makes the same scope: the same path decoding and ``root_path``
-rule (server/target.py), the same keys, the same extensions.
+parts here, so every protocol makes the same scope: the same path decoding, ``root_path``
+rule and ``--path-policy`` (server/target.py), the same keys, the same extensions. A path
+the policy refuses raises ``InvalidPath``, which the connection answers with 400.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def http_scope(
     lifespan_state: dict[str, Any],
 ) -> Scope | None:
     """An ``http`` scope; None if the target lies outside ``--root-path`` (which the request
-    was to keep: a 404). ``tls``: the connection's TLS extension (server/tls.py), None in the clear."""
+    was to keep: a 404). ``tls``: the connection's TLS extension (server/tls.py), None in the clear.
+    Raises ``InvalidPath`` for a path ``--path-policy`` refuses (400)."""
     scheme = "https" if tls else "http"
     scope = _scope("http", target, http_version, headers, scheme, client, server, config, lifespan_state)
     if scope is not None:
@@ -58,7 +60,8 @@ def websocket_scope(
     config: Any,
     lifespan_state: dict[str, Any],
 ) -> Scope | None:
-    """A ``websocket`` scope; None if the target lies outside a kept ``--root-path``."""
+    """A ``websocket`` scope; None if the target lies outside a kept ``--root-path``. Raises
+    ``InvalidPath`` as ``http_scope`` does."""
     scheme = "wss" if tls else "ws"
     scope = _scope("websocket", target, http_version, headers, scheme, client, server, config, lifespan_state)
     if scope is not None:
@@ -83,7 +86,7 @@ def _scope(
     """The keys every scope of a request has; with ``--request-id-header``, its id in
     ``state`` and in the headers (server/observe/request_id.py)."""
     root_path = config.root_path
-    split = split_target(target, root_path, config.root_path_kept)
+    split = split_target(target, root_path, config.root_path_kept, config.path_policy != "lenient")
     if split is None:
         return None
     path, raw_path, query = split

@@ -22,6 +22,7 @@ from treadle.server.config.rules import (
     LIFESPAN_MODES,
     LOG_FORMATS,
     LOG_LEVELS,
+    PATH_POLICIES,
     ROOT_PATH_MODES,
     WS_MODES,
     check_credentials,
@@ -91,6 +92,18 @@ class Config:
     # The HTTP/1.1 parser (docs/server.md): "fast" (server/http1/fastparse: passes the whole suite,
     # proven against h11 by differential tests, ~5x cheaper per request), or "h11".
     http: str = option("fast", "HTTP/1.1 parser: fast (server/http1/fastparse), or h11", choices=HTTP_ENGINES)
+    # RFC 9112 2.2: a recipient MAY take a bare LF as a line end. A proxy in front that does not
+    # is how requests get smuggled, so it is refused unless asked for (docs/server.md: evidence).
+    accept_bare_lf: bool = option(
+        False, "take a bare LF as a line end in request heads and trailers (otherwise: 400)", negatable=False
+    )
+    # server/target.py: what a request path may not do by default (nginx refuses the same).
+    path_policy: str = option(
+        "strict",
+        "strict: 400 for a path that climbs above / by dot-segments, holds NUL, has a bad percent-escape "
+        "or is not UTF-8; lenient: hand it to the app",
+        choices=PATH_POLICIES,
+    )
 
     # Timeouts. Keep-alive 5 s as uvicorn; 10 s to send a complete request head
     # defeats slowloris while allowing slow mobile links; 30 s graceful as gunicorn.
@@ -121,6 +134,16 @@ class Config:
     limit_request_id_length: int = option(
         200, "longest request id taken from a client (--request-id-header); a longer one is replaced", LIMITS,
         type=positive, metavar="N",
+    )
+    # 100 field lines: gunicorn's limit_request_fields.
+    limit_request_fields: int = option(100, "max field lines in a request head (431 past it)", LIMITS, metavar="N")
+    # Chunk extensions are read and dropped, outside any body limit, so they have their own
+    # (RFC 9112 7.1.1; Go CVE-2023-39326): 4 KiB per chunk as Puma, 16 KiB per body as Node.
+    limit_chunk_extension_size: int = option(
+        4096, "max bytes of chunk extensions on one chunk (413 past it)", LIMITS, metavar="N"
+    )
+    limit_chunk_extension_total: int = option(
+        16384, "max bytes of chunk extensions in one request body (413 past it)", LIMITS, metavar="N"
     )
 
     # Apps (docs/wsgi.md). WSGI apps run on a pool of 8 threads: enough to overlap the
@@ -376,6 +399,10 @@ class Config:
             # log_level's choices are the command line's: logging checks what Config takes.
             if declared.choices and value not in declared.choices and declared.name != "log_level":
                 raise ValueError(f"{declared.name} must be one of {tuple(declared.choices)}, not {value!r}")
+        if self.limit_request_fields < 1:
+            raise ValueError(f"limit_request_fields must be at least 1, not {self.limit_request_fields}")
+        if self.limit_chunk_extension_size < 0 or self.limit_chunk_extension_total < 0:
+            raise ValueError("limit_chunk_extension_size and limit_chunk_extension_total must be at least 0")
         if self.threads < 1 or self.wsgi_queue_size < 0:
             raise ValueError("threads must be at least 1 and wsgi_queue_size at least 0")
         parse_access_log_format(self.access_log_format)  # ValueError naming what is wrong

@@ -21,6 +21,7 @@ WS_MODES = ("auto", "wsproto", "none")
 INTERFACES = ("auto", "asgi", "asgi3", "asgi2", "wsgi")  # "asgi": ASGI 3
 ROOT_PATH_MODES = ("stripped", "kept")
 LOG_FORMATS = ("text", "json")
+PATH_POLICIES = ("strict", "lenient")
 CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
 

@@ -31,7 +31,7 @@ from treadle.server.asgi.scope import http_scope
 from treadle.server.config import Config
 from treadle.server.exchange import Exchange, ResponseState
 from treadle.server.http1.fastparse import NEED_DATA, Data, EndOfMessage, RemoteProtocolError, Request
-from treadle.server.http1.parsers import new_parser
+from treadle.server.http1.parsers import new_parser, parser_limits
 from treadle.server.http1.responding import MAX_BUFFERED_BODY, Responder
 from treadle.server.http1.states import Deadline, State
 from treadle.server.http1.timers import ConnectionControl
@@ -42,6 +42,7 @@ from treadle.server.http1.writer import (
 from treadle.server.observe import request_id
 from treadle.server.observe.logging import error_logger
 from treadle.server.state import ServerState
+from treadle.server.target import InvalidPath, split_target
 from treadle.server.tls import tls_extension
 from treadle.server.waiters import wake
 
@@ -67,7 +68,7 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self.state = state
         self.app = app  # starts the exchange for each request (a runner: server/apps/appset.py)
         self.loop = loop
-        self.parser = new_parser(config.http, config.limit_request_head_size)
+        self.parser = new_parser(config.http, parser_limits(config))
         self.writer = ResponseWriter(request_id.field_name(config) if config.request_id_header else None)
         self.transport: Any = None
         self.client: tuple[str, int] | None = None
@@ -82,7 +83,6 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self._request: Request | None = None  # until its access line is written
         self._start_time = 0.0
         self._pipelined = 0
-        self._body_received = 0
         self._expect_100 = False
         self._keep_alive = False
         self._http10 = False
@@ -199,7 +199,7 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
             self._reject(exc.status)
             return
         error_logger.debug("Invalid HTTP request body from %s: %s", self.client, exc)
-        self._fail_request(400)
+        self._fail_request(exc.status)
 
     def _fail_request(self, status: int) -> None:
         """The request's body cannot be received (invalid, too large, stalled): the app learns
@@ -225,10 +225,17 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self._head_request = request.method == b"HEAD"
         self._te_trailers = request.te_trailers
         self._expect_100 = self.parser.they_are_waiting_for_100_continue
-        self._body_received = 0
         self.writer.status = 0  # no response yet
         self.writer.request_id = None  # none until the scope is made (so not for a 503 or 413 before it)
 
+        if request.method == b"CONNECT":
+            # RFC 9110 9.3.6: CONNECT asks for a tunnel, and "most origin servers do not
+            # implement CONNECT"; nor does this one, nor can ASGI or WSGI carry a tunnel. 9.1:
+            # "An origin server that receives a request method that is unrecognized or not
+            # implemented SHOULD respond with the 501 (Not Implemented) status code." (The
+            # request is not the app's: a 405 would need the app's Allow header.)
+            self._reject(501)
+            return
         limit = config.limit_concurrency
         if limit is not None and state.active_requests >= limit:
             self._reject(503)
@@ -236,22 +243,27 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         body_limit = config.limit_request_body_size
         content_length = request.content_length
         if body_limit is not None and content_length is not None and content_length > body_limit:
-            self._reject(413)
+            self._reject(413)  # a chunked body is refused by the parser, at the chunk that passes the limit
             return
         if request.upgrade is not None and self.handle_upgrade(request):
             return
 
-        scope = http_scope(
-            request.method,
-            request.target,
-            "1.0" if http10 else "1.1",
-            request.headers,
-            self.tls,
-            self.client,
-            self.server,
-            config,
-            state.lifespan_state,
-        )
+        try:
+            scope = http_scope(
+                request.method,
+                request.target,
+                "1.0" if http10 else "1.1",
+                request.headers,
+                self.tls,
+                self.client,
+                self.server,
+                config,
+                state.lifespan_state,
+            )
+        except InvalidPath as exc:
+            error_logger.debug("Refused request path from %s: %s", self.client, exc)
+            self._reject(400)
+            return
         if scope is None:
             self._reject(404)  # outside --root-path, which requests keep (--root-path-mode kept)
             return
@@ -271,7 +283,17 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         served as a plain request — RFC 9110 7.8 lets a server ignore an Upgrade header.
         """
         take_over = self.state.upgrades.get(request.upgrade.strip().lower())
-        return take_over is not None and take_over(self, request)
+        if take_over is None:
+            return False
+        try:
+            # The target is refused as a request's would be (server/target.py), before
+            # the transport is handed over.
+            split_target(request.target, "", strict=self.config.path_policy != "lenient")
+        except InvalidPath as exc:
+            error_logger.debug("Refused upgrade to %r from %s: %s", request.upgrade, self.client, exc)
+            self._reject(400)
+            return True
+        return take_over(self, request)
 
     def hand_over(self) -> None:
         """Another protocol takes the transport over (a WebSocket, HTTP/2): this connection is
@@ -283,11 +305,6 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
     def _on_data(self, data: bytes) -> None:
         cycle = self.cycle
         assert cycle is not None
-        self._body_received += len(data)
-        limit = self.config.limit_request_body_size
-        if limit is not None and self._body_received > limit:
-            self._fail_request(413)
-            return
         if self._state is _DISCARDING:
             return
         self._expect_100 = False  # the client sent the body without waiting

@@ -1,5 +1,6 @@
 """The two HTTP/1.1 request parsers (``--http fast``, the default, and ``--http h11``) behind one
-interface, so the connection is written once against one vocabulary.
+interface, held to the same rules, so the connection is written once against one vocabulary
+and a request gets the same answer whichever engine reads it.
 
 The interface is the fast parser's own (server/http1/fastparse): ``receive_data(bytes)``,
 ``next_event()`` returning ``Request`` (a complete head, with the framing facts the server
@@ -10,13 +11,21 @@ with the status to answer; ``trailing_data``; ``they_are_waiting_for_100_continu
 
 ``H11Parser`` puts h11 behind it. A fresh ``h11.Connection`` is made per request: it costs
 about a microsecond and allows HTTP/1.0 keep-alive, which h11's own state machine refuses.
-What h11 leaves to its caller is done here, as the fast parser does it: the version rule,
-keep-alive, the framing facts, refusing Content-Length with Transfer-Encoding, and the head
-size limit, measured the same way (the head's bytes on the wire, CRLFs included).
+h11 splits the bytes into a head, body pieces and trailers; what it leaves to its caller,
+or takes more leniently than RFC 9112 allows, is judged by the fast engine's own code:
+
+- the head: h11 parses it, then ``judge_request`` (fastparse/head.py) applies every rule
+  after the line syntax — Host, version, field count, target forms, Transfer-Encoding,
+  framing — exactly as for the fast engine; ``split_head`` refuses the bare LF (unless
+  ``--accept-bare-lf``) and the obs-fold h11 takes, and measures the head on the wire;
+- chunk-size lines and trailers: h11's chunked reader gets its buffer through a view that
+  hands every chunk-size line to ``ChunkBudget`` (fastparse/chunks.py: grammar, extension
+  and body limits) and checks the trailer section's size and line ends (``_JudgedLines``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import h11
@@ -27,26 +36,48 @@ from treadle.server.http1.fastparse import (
     NEED_DATA,
     PAUSED,
     Data,
+    EndOfMessage,
+    Limits,
     RemoteProtocolError,
     Request,
     ServerConnection,
+    grammar,
+)
+from treadle.server.http1.fastparse.chunks import ChunkBudget
+from treadle.server.http1.fastparse.head import (
+    OBS_FOLD,
+    bare_lf_refused,
+    head_too_large,
+    judge_request,
+    split_head,
 )
 
 FastParser = ServerConnection
 
+# h11 answers any Transfer-Encoding but "chunked" with 501 before it hands over the head, where
+# RFC 9112 6.3 wants 400 for most. To judge such a head by our rule (and in our order, among
+# the head's other faults), it is parsed again with the field renamed to this stand-in.
+_TRANSFER_ENCODING = re.compile(rb"^transfer-encoding(?=:)", re.IGNORECASE | re.MULTILINE)
+_STAND_IN = b"x-transfer-encoding-refused-by-h11"
+
 
 class H11Parser:
-    """h11's parsing, behind the fast parser's interface and events."""
+    """h11's parsing, behind the fast parser's interface and events, under its rules."""
 
-    __slots__ = ("_conn", "_limit", "_fed")
+    __slots__ = ("_conn", "_limits", "_head", "_chunked")
 
-    def __init__(self, max_head_size: int) -> None:
-        self._limit = max_head_size
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
         self._conn = self._new_connection()
-        self._fed = 0  # bytes given to this request's h11.Connection (to measure its head)
+        self._head: list[bytes] | None = []  # the bytes received while the head is incomplete
+        self._chunked = False  # the body is chunked: its end may carry trailers
 
     def _new_connection(self) -> h11.Connection:
-        return h11.Connection(h11.SERVER, max_incomplete_event_size=self._limit)
+        # h11's own bound on what it buffers is a backstop: the limits are applied here, as
+        # the fast engine applies them (a head, a chunk-size line, the trailers).
+        limits = self._limits
+        longest = max(limits.head_size, grammar.MAX_CHUNK_SIZE_DIGITS + limits.chunk_extension_size + 2)
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=longest)
 
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
@@ -57,15 +88,18 @@ class H11Parser:
         return self._conn.they_are_waiting_for_100_continue
 
     def receive_data(self, data: bytes) -> None:
-        self._fed += len(data)
+        head = self._head
+        if head is not None and data:
+            head.append(data)
         self._conn.receive_data(data)
 
     def next_request(self) -> bool:
         data = self._conn.trailing_data[0]
         self._conn = self._new_connection()
-        self._fed = len(data)
         if not data:
+            self._head = []
             return False
+        self._head = [data]
         self._conn.receive_data(data)
         return True
 
@@ -73,74 +107,157 @@ class H11Parser:
         try:
             event = self._conn.next_event()
         except h11.RemoteProtocolError as exc:
-            raise RemoteProtocolError(str(exc), exc.error_status_hint) from None
+            raise self._refused(exc) from None
         kind = type(event)
         if kind is h11.Data:
             return Data(event.data)
         if kind is h11.Request:
             return self._request(event)
         if kind is h11.EndOfMessage:
-            return END_OF_MESSAGE
+            return EndOfMessage(list(event.headers)) if self._chunked else END_OF_MESSAGE
         if event is h11.NEED_DATA:
+            head = self._head
+            if head is not None and sum(map(len, head)) > self._limits.head_size:
+                raise head_too_large(b"".join(head), 0, self._limits.head_size)
             return NEED_DATA
         if event is h11.PAUSED:
             return PAUSED
         return CONNECTION_CLOSED
 
+    # -- the head ----------------------------------------------------------------------------
+
+    def _received(self) -> bytes:
+        """The bytes received for this request so far (head first), while the head is being read."""
+        head = self._head
+        assert head is not None
+        return head[0] if len(head) == 1 else b"".join(head)
+
     def _request(self, event: h11.Request) -> Request:
-        """The fast parser's ``Request`` for h11's, facts and all; RemoteProtocolError for
-        what the fast parser refuses at this point too."""
-        # h11 holds a head to its size limit only while it arrives in pieces; a whole one is
-        # measured here, as what h11 consumed of the bytes fed for this request.
-        head_size = self._fed - len(self._conn.trailing_data[0])
-        if head_size > self._limit:
-            raise RemoteProtocolError(f"request head longer than {self._limit} bytes", 431)
-        http_version = event.http_version
-        if http_version != b"1.1" and http_version != b"1.0":
-            if http_version[:2] != b"1.":
-                # RFC 9112 2.3: another major version is not ours to answer.
-                raise RemoteProtocolError(f"unsupported HTTP version {http_version!r}", 505)
-            http_version = b"1.1"  # a higher 1.x minor version is answered as 1.1
-        http10 = http_version == b"1.0"
+        received = self._received()
+        self._head = None
         headers = [(name, value) for name, value in event.headers]
-        keep_alive = not http10
-        content_length = None
-        chunked = te_trailers = False
-        upgrade = None
-        for name, value in headers:
-            if name == b"connection":
-                tokens = {t.strip() for t in value.lower().split(b",")}
-                if b"close" in tokens:
-                    keep_alive = False
-                elif http10 and b"keep-alive" in tokens:
-                    keep_alive = True
-            elif name == b"content-length":
-                content_length = int(value)  # h11 has validated it
-            elif name == b"te":
-                te_trailers = b"trailers" in value.lower()
-            elif name == b"transfer-encoding":
-                chunked = True
-            elif name == b"upgrade":
-                upgrade = value
-        if chunked and content_length is not None:
-            # RFC 9112 6.1: both framings at once is a request-smuggling vector; h11 would
-            # follow Transfer-Encoding, we refuse (and, as required, close).
-            raise RemoteProtocolError("both Content-Length and Transfer-Encoding", 400)
-        expect_continue = self._conn.they_are_waiting_for_100_continue
-        return Request(
-            event.method,
-            event.target,
-            http_version,
-            headers,
-            keep_alive,
-            content_length,
-            chunked,
-            expect_continue,
-            te_trailers,
-            upgrade,
-        )
+        request = self._judged(event.method, event.target, event.http_version, headers, received)
+        self._chunked = request.chunked
+        if request.chunked:
+            # h11 reads the chunks; every line it takes is judged on the way (_JudgedLines).
+            conn = self._conn
+            assert type(conn._reader) is h11._readers.ChunkedReader
+            conn._reader = _JudgedChunkedReader(conn._reader, ChunkBudget(self._limits), self._limits)
+        return request
+
+    def _judged(
+        self, method: bytes, target: bytes, version: bytes, headers: list[tuple[bytes, bytes]], received: bytes
+    ) -> Request:
+        """The fast engine's ``Request`` for the parts h11 parsed, under the fast engine's
+        rules; ``received`` starts with the head's bytes as received."""
+        limits = self._limits
+        # (h11 holds a head to its size limit only while it is incomplete.)
+        head = split_head(received, limits.bare_lf, limits.head_size)
+        # Field names follow line starts: as in the fast engine, the lowercased head is searched.
+        return judge_request(method, target, version, headers, b"\n" + head.lower(), limits)
+
+    def _refused(self, exc: h11.RemoteProtocolError) -> RemoteProtocolError:
+        """h11's error as the fast engine would have raised it for the same bytes."""
+        status = exc.error_status_hint
+        if self._head is None:  # in the body: h11's own 400s (our judges raise our errors)
+            return RemoteProtocolError(str(exc), status)
+        received = self._received()
+        end = grammar.end_of_head(received)
+        size = len(received) if end is None else end.end()
+        if size > self._limits.head_size:
+            return head_too_large(received, 0, self._limits.head_size)
+        if status == 501 and end is not None:
+            return self._transfer_encoding_refused(received[:size], exc)
+        return RemoteProtocolError(str(exc), status)
+
+    def _transfer_encoding_refused(self, head: bytes, exc: h11.RemoteProtocolError) -> RemoteProtocolError:
+        """The error for a head h11 refused for its Transfer-Encoding, judged as any head:
+        parsed again without the field, which is then put back for ``judge_request``."""
+        renamed = _TRANSFER_ENCODING.sub(_STAND_IN, head)
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=len(renamed) + 1)
+        conn.receive_data(renamed)
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as other:  # another fault, which h11 finds first
+            return RemoteProtocolError(str(other), other.error_status_hint)
+        assert type(event) is h11.Request
+        headers = [(b"transfer-encoding" if name == _STAND_IN else name, value) for name, value in event.headers]
+        try:
+            self._judged(event.method, event.target, event.http_version, headers, head)
+        except RemoteProtocolError as refused:
+            return refused
+        return RemoteProtocolError(str(exc), exc.error_status_hint)  # not reached: the judge refuses it too
 
 
-def new_parser(engine: str, max_head_size: int) -> Any:
+class _JudgedChunkedReader:
+    """h11's chunked reader, reading h11's buffer through ``_JudgedLines``."""
+
+    __slots__ = ("_reader", "_lines", "read_eof")
+
+    def __init__(self, reader: Any, chunks: ChunkBudget, limits: Limits) -> None:
+        self._reader = reader
+        self._lines = _JudgedLines(chunks, limits)
+        self.read_eof = reader.read_eof  # h11 asks the reader what an EOF means
+
+    def __call__(self, buf: Any) -> Any:
+        lines = self._lines
+        lines.buf = buf
+        return self._reader(lines)
+
+
+class _JudgedLines:
+    """h11's receive buffer, as its chunked reader uses it, with every line it takes judged:
+    a chunk-size line by ``ChunkBudget`` (h11 gets the size alone, its extensions judged and
+    dropped, as h11 drops them), the trailer section held to the head's size and line ends."""
+
+    __slots__ = ("buf", "_chunks", "_limits")
+
+    def __init__(self, chunks: ChunkBudget, limits: Limits) -> None:
+        self.buf: Any = None
+        self._chunks = chunks
+        self._limits = limits
+
+    def maybe_extract_at_most(self, count: int) -> Any:
+        return self.buf.maybe_extract_at_most(count)
+
+    def maybe_extract_next_line(self) -> bytes | None:
+        buf, chunks = self.buf, self._chunks
+        line = buf.maybe_extract_next_line()
+        if line is None:
+            if len(buf) > chunks.max_line + 1:  # no CRLF in it: all of the buffer is the line
+                raise chunks.overlong(bytes(buf))
+            return None
+        return b"%x\r\n" % chunks.size(line, 0, len(line) - 2)
+
+    def maybe_extract_lines(self) -> list[bytearray] | None:
+        buf, limits = self.buf, self._limits
+        before = len(buf)
+        lines = buf.maybe_extract_lines()
+        taken = before - len(buf)
+        if (before if lines is None else taken) > limits.head_size:
+            raise RemoteProtocolError(f"trailer section longer than {limits.head_size} bytes", 431)
+        if lines is None:
+            return None
+        # h11 has dropped the line ends: had each been CRLF, it took two bytes per line more.
+        if not limits.bare_lf and taken != sum(map(len, lines)) + 2 * len(lines) + 2:
+            raise bare_lf_refused()
+        if any(line[:1] in (b" ", b"\t") for line in lines):
+            raise RemoteProtocolError(OBS_FOLD)
+        return lines
+
+
+def parser_limits(config: Any) -> Limits:
+    """What the server's options (a ``Config``) hold a client's requests to."""
+    return Limits(
+        head_size=config.limit_request_head_size,
+        fields=config.limit_request_fields,
+        body_size=config.limit_request_body_size,
+        chunk_extension_size=config.limit_chunk_extension_size,
+        chunk_extension_total=config.limit_chunk_extension_total,
+        bare_lf=config.accept_bare_lf,
+    )
+
+
+def new_parser(engine: str, limits: Limits) -> Any:
     """The parser ``--http`` names, for one connection."""
-    return FastParser(max_head_size) if engine == "fast" else H11Parser(max_head_size)
+    return FastParser(limits) if engine == "fast" else H11Parser(limits)

@@ -51,6 +51,7 @@ from treadle.server.observe import request_id
 from treadle.server.observe.access import log_request
 from treadle.server.observe.logging import error_logger
 from treadle.server.state import ServerState
+from treadle.server.target import InvalidPath
 from treadle.server.tls import tls_extension
 
 TRANSPORT_HIGH_WATER = 64 * 1024
@@ -299,17 +300,22 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         if body_limit is not None and content_length is not None and content_length > body_limit:
             self.reject(stream, 413)
             return
-        scope = http_scope(
-            method,
-            path,
-            "2",
-            fields,
-            self.tls,
-            self.client,
-            self.server,
-            config,
-            self.state.lifespan_state,
-        )
+        try:
+            scope = http_scope(
+                method,
+                path,
+                "2",
+                fields,
+                self.tls,
+                self.client,
+                self.server,
+                config,
+                self.state.lifespan_state,
+            )
+        except InvalidPath as exc:  # --path-policy, as on HTTP/1.1 (server/target.py)
+            error_logger.debug("Refused request path from %s on stream %d: %s", self.client, stream_id, exc)
+            self.reject(stream, 400)
+            return
         if scope is None:
             self.reject(stream, 404)  # outside --root-path, which requests keep
             return

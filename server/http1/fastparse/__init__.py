@@ -12,7 +12,6 @@ and the RFC section are next to the code that decides.
 from treadle.server.http1.fastparse.connection import (
     BODY,
     CLOSED,
-    DEFAULT_MAX_HEAD_SIZE,
     DONE,
     ERROR,
     IDLE,
@@ -31,11 +30,13 @@ from treadle.server.http1.fastparse.events import (
     RemoteProtocolError,
     Request,
 )
+from treadle.server.http1.fastparse.limits import DEFAULT_LIMITS, DEFAULT_MAX_HEAD_SIZE, Limits
 
 __all__ = [
     "BODY",
     "CLOSED",
     "CONNECTION_CLOSED",
+    "DEFAULT_LIMITS",
     "DEFAULT_MAX_HEAD_SIZE",
     "DONE",
     "END_OF_MESSAGE",
@@ -46,6 +47,7 @@ __all__ = [
     "ConnectionClosed",
     "Data",
     "EndOfMessage",
+    "Limits",
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Union
 
 from treadle.server.http1.fastparse import grammar
+from treadle.server.http1.fastparse.chunks import ChunkBudget
 from treadle.server.http1.fastparse.events import (
     CONNECTION_CLOSED,
     END_OF_MESSAGE,
@@ -36,7 +37,8 @@ from treadle.server.http1.fastparse.events import (
     Request,
     _Sentinel,
 )
-from treadle.server.http1.fastparse.head import crlf_terminated, parse_fields, parse_request_head
+from treadle.server.http1.fastparse.head import bare_lf_refused, head_too_large, parse_fields, parse_request_head
+from treadle.server.http1.fastparse.limits import DEFAULT_LIMITS, Limits
 
 Event = Union[Request, Data, EndOfMessage, ConnectionClosed, _Sentinel]
 
@@ -45,21 +47,19 @@ IDLE, BODY, DONE, CLOSED, ERROR = range(5)
 # How the request body is being read.
 _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS = range(5)
 
-# 16 KiB: h11's default max_incomplete_event_size, and what most servers accept for a head.
-DEFAULT_MAX_HEAD_SIZE = 16 * 1024
-
 
 class ServerConnection:
     """One connection's HTTP/1.1 state machine, server role.
 
-    ``max_head_size`` bounds every piece we must buffer before it yields an event: the
-    request head (431 beyond it, or 414 if the request line alone does not fit), a chunk
-    size line, the trailer section. Unlike h11, a head that arrives whole is held to the
-    limit too, so the limit does not depend on how the client's bytes were split.
+    ``limits`` (limits.py) bounds what the client may send: ``head_size`` every piece we
+    must buffer before it yields an event — the request head (431 beyond it, or 414 if the
+    request line alone does not fit) and the trailer section; a chunk-size line is bounded
+    by its extensions' limit (chunks.py). Unlike h11, a head that arrives whole is held to
+    the limit too, so a limit does not depend on how the client's bytes were split.
     """
 
-    def __init__(self, max_head_size: int = DEFAULT_MAX_HEAD_SIZE) -> None:
-        self.max_head_size = max_head_size
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
         self.they_are_waiting_for_100_continue = False  # as h11: no body byte yet, and asked
         self.their_state = IDLE
         self._buf = b""  # unconsumed input is self._buf[self._pos:]
@@ -68,6 +68,7 @@ class ServerConnection:
         self._eof = False
         self._mode = _LENGTH
         self._left = 0  # body bytes still expected (Content-Length) or left in this chunk
+        self._chunks: ChunkBudget | None = None  # the chunked body's size lines, judged
 
     # -- input ----------------------------------------------------------------------------
 
@@ -136,35 +137,31 @@ class ServerConnection:
         # the plain port starts with 0x16): we match h11, so a stray CRLF is a 400.
         if buf[pos] < 0x21:
             raise RemoteProtocolError(f"request does not start with a method: {buf[pos : pos + 16]!r}")
+        limits = self.limits
         match = grammar.end_of_head(buf, self._search)
         if match is None:
-            size = len(buf) - pos
-            if size > self.max_head_size:
-                raise self._head_too_large(buf, pos)
+            if len(buf) - pos > limits.head_size:
+                raise head_too_large(buf, pos, limits.head_size)
             if self._eof:
                 raise RemoteProtocolError("client closed the connection in the middle of a request head")
             self._search = len(buf) - 2 if len(buf) - 2 > pos else pos
             return NEED_DATA
         end = match.end()
-        if end - pos > self.max_head_size:
-            raise self._head_too_large(buf, pos)
-        request = parse_request_head(buf[pos : match.start() + 1])
+        if end - pos > limits.head_size:
+            raise head_too_large(buf, pos, limits.head_size)
+        if buf[end - 2] != 13 and not limits.bare_lf:  # the empty line ending the head is a bare LF
+            raise bare_lf_refused()
+        request = parse_request_head(buf[pos : match.start() + 1], limits)
         self._pos = self._search = end
         self.their_state = BODY
         if request.chunked:
             self._mode = _CHUNK_SIZE
+            self._chunks = ChunkBudget(limits)
         else:
             self._mode = _LENGTH
             self._left = request.content_length or 0
         self.they_are_waiting_for_100_continue = request.expect_continue
         return request
-
-    def _head_too_large(self, buf: bytes, pos: int) -> RemoteProtocolError:
-        limit = self.max_head_size
-        if buf.find(b"\n", pos, pos + limit) < 0:
-            # RFC 9112 3: a request-target longer than we wish to parse MUST get 414.
-            return RemoteProtocolError(f"request line longer than {limit} bytes", 414)
-        return RemoteProtocolError(f"request head longer than {limit} bytes", 431)
 
     # -- the body -------------------------------------------------------------------------
 
@@ -212,16 +209,15 @@ class ServerConnection:
                     self._mode = _CHUNK_CRLF
                 return Data(data)
             if mode == _CHUNK_SIZE:
+                chunks = self._chunks
+                assert chunks is not None
                 i = buf.find(b"\r\n", pos)
                 if i < 0:
-                    if len(buf) - pos > self.max_head_size:
-                        raise RemoteProtocolError(f"chunk size line longer than {self.max_head_size} bytes", 431)
+                    if len(buf) - pos > chunks.max_line + 1:  # + 1: its last byte may be the CR
+                        raise chunks.overlong(buf[pos:])
                     break
-                match = grammar.chunk_size_line(buf, pos, i)
-                if match is None:
-                    raise RemoteProtocolError(f"invalid chunk size line {buf[pos:i]!r}")
+                size = chunks.size(buf, pos, i)
                 self._pos = self._search = i + 2
-                size = int(match.group(1), 16)
                 if size:
                     self._mode = _CHUNK_DATA
                     self._left = size
@@ -242,27 +238,33 @@ class ServerConnection:
         return NEED_DATA
 
     def _read_trailers(self, buf: bytes, pos: int) -> Event:
-        # RFC 9112 7.1.2: trailer-section = *( field-line CRLF ), then the final CRLF.
-        # Bare LF is taken as a line end here as in the head (h11 does the same).
+        # RFC 9112 7.1.2: trailer-section = *( field-line CRLF ), then the final CRLF. Line
+        # ends as in the head: a bare LF only with --accept-bare-lf (h11 takes it always).
+        limits = self.limits
         for blank in (b"\r\n", b"\n"):
             if buf.startswith(blank, pos):
+                if len(blank) == 1 and not limits.bare_lf:
+                    raise bare_lf_refused()
                 self._pos = self._search = pos + len(blank)
                 self._message_done()
                 return END_OF_MESSAGE
         match = grammar.end_of_head(buf, max(self._search, pos))
+        end = len(buf) if match is None else match.end()
+        if end - pos > limits.head_size:  # held to the limit whole or in pieces, as the head
+            raise RemoteProtocolError(f"trailer section longer than {limits.head_size} bytes", 431)
         if match is None:
-            if len(buf) - pos > self.max_head_size:
-                raise RemoteProtocolError(f"trailer section longer than {self.max_head_size} bytes", 431)
             self._search = max(pos, len(buf) - 2)
             if self._eof:
                 raise RemoteProtocolError("client closed the connection in the middle of the trailers")
             return NEED_DATA
-        block = crlf_terminated(buf[pos : match.start() + 1])
-        trailers = [(name.lower(), value) for name, value in parse_fields(block)]
-        self._pos = self._search = match.end()
+        if buf[end - 2] != 13 and not limits.bare_lf:
+            raise bare_lf_refused()
+        trailers = [(name.lower(), value) for name, value in parse_fields(buf[pos : match.start() + 1], limits.bare_lf)]
+        self._pos = self._search = end
         self._message_done()
         return EndOfMessage(trailers)
 
     def _message_done(self) -> None:
         self.their_state = DONE
+        self._chunks = None
         self.they_are_waiting_for_100_continue = False  # the whole body is here; nobody waits

@@ -41,10 +41,13 @@ field_lines = re.compile(
     rb"^(" + TOKEN + rb"):[ \t]*((?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?)[ \t]*\r\n", re.MULTILINE
 ).findall
 
-# RFC 9112 2.2: "a recipient MAY recognize a single LF as a line terminator and ignore any
-# preceding CR". h11 does, in the head and the trailer section; so do we (not in chunk
-# framing lines, where h11 and we require CRLF). The head ends at the first empty line.
+# RFC 9112 2.2: "Although the line terminator for the start-line and fields is the sequence
+# CRLF, a recipient MAY recognize a single LF as a line terminator and ignore any preceding
+# CR." The head ends at the first empty line, however its lines end; whether a bare LF is
+# then accepted is the server's choice (--accept-bare-lf), made in head.py.
 end_of_head = re.compile(rb"\n\r?\n").search
+# RFC 9112 5.2: obs-fold = OWS CRLF RWS, a field line starting with SP or HTAB.
+has_obs_fold = re.compile(rb"\n[ \t]").search
 
 # RFC 9112 7.1:
 #   chunk          = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
@@ -57,11 +60,19 @@ end_of_head = re.compile(rb"\n\r?\n").search
 #   quoted-string  = DQUOTE *( qdtext / quoted-pair ) DQUOTE
 #   qdtext         = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
 #   quoted-pair    = "\" ( HTAB / SP / VCHAR / obs-text )
-# At most 20 hex digits, as h11 (2**64 has 20 decimal digits; more is abuse, not a body).
-# Trailing whitespace before CRLF is tolerated as h11 does ("some servers in the wild").
+# RFC 9110 5.6.3: "A recipient MUST parse for such bad whitespace [BWS] and remove it", so
+# whitespace around ";" and "=" is taken; nothing else of the line may be whitespace: not
+# after the size or the last extension, where the grammar has none (h11 takes it there).
+# No CR, LF or NUL anywhere: qdtext excludes them. At most 20 hex digits, as h11 (a longer
+# run is abuse, not a body); the value itself is capped by MAX_CHUNK_SIZE.
 _QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
 _EXT = rb"[ \t]*;[ \t]*" + TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + TOKEN + rb"|" + _QUOTED + rb"))?"
-chunk_size_line = re.compile(rb"([0-9A-Fa-f]{1,20})(?:" + _EXT + rb")*[ \t]*").fullmatch
+chunk_size_line = re.compile(rb"([0-9A-Fa-f]{1,20})(?:" + _EXT + rb")*").fullmatch
+MAX_CHUNK_SIZE_DIGITS = 20
+# A line that is long because of its extensions (not its size, or garbage): size, BWS, ";".
+starts_chunk_extensions = re.compile(rb"[0-9A-Fa-f]{1,20}[ \t]*;").match
+# 2**63 - 1: the largest size nginx (off_t) and Go (int64) read; more is no body anyone sends.
+MAX_CHUNK_SIZE = 2**63 - 1
 
 # RFC 9110 8.6:  Content-Length = 1*DIGIT; 20 digits at most, as h11.
 MAX_CONTENT_LENGTH_DIGITS = 20
@@ -73,5 +84,29 @@ is_digits = re.compile(rb"[0-9]{1,%d}" % MAX_CONTENT_LENGTH_DIGITS).fullmatch
 #   authority-form = uri-host ":" port                     CONNECT only (3.2.3)
 #   asterisk-form  = "*"                                   OPTIONS only (3.2.4)
 # RFC 3986 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then "://" for http(s).
-is_absolute_form = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://[\x21-\x7e]*").fullmatch
+# RFC 3986 3.2: authority = [ userinfo "@" ] host [ ":" port ]; the authority is what lies
+# between "://" and the path, query or fragment.
+absolute_form = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://([^/?#]*)[\x21-\x7e]*").fullmatch
 is_authority_form = re.compile(rb"[^/?#@]+:[0-9]+").fullmatch
+
+# RFC 9110 7.2:  Host = uri-host [ ":" port ]
+# RFC 3986 3.2.2 and 3.2.3:
+#   uri-host    = IP-literal / IPv4address / reg-name
+#   IP-literal  = "[" ( IPv6address / IPvFuture ) "]"
+#   IPvFuture   = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+#   reg-name    = *( unreserved / pct-encoded / sub-delims )
+#   unreserved  = ALPHA / DIGIT / "-" / "." / "_" / "~"
+#   sub-delims  = "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" / "="
+#   port        = *DIGIT
+# An IPv4address is a reg-name to this grammar; an IPv6address is checked for its characters
+# (hex digits, ":", and "." for an embedded IPv4 address), not its shape. So: no userinfo
+# ("@"), no whitespace or control characters, a port of digits only. An empty value is valid
+# (RFC 9110 7.2: sent when the target URI has no authority). Commas are sub-delims, so "a,b"
+# is a reg-name (nginx and Go take it too); "a, b", two values joined, has a space.
+_SUB_DELIMS = rb"!$&'()*+,;="
+_REG_NAME_CHARS = rb"[-A-Za-z0-9._~" + _SUB_DELIMS + rb"]*"
+# reg-name as an unrolled loop: a run of plain characters, then any number of escapes each
+# followed by a run, so a name without "%" is matched by one scan of one character class.
+_REG_NAME = _REG_NAME_CHARS + rb"(?:%[0-9A-Fa-f]{2}" + _REG_NAME_CHARS + rb")*"
+_IP_LITERAL = rb"\[(?:[0-9A-Fa-f:.]+|[vV][0-9A-Fa-f]+\.[-A-Za-z0-9._~:" + _SUB_DELIMS + rb"]+)\]"
+is_host = re.compile(rb"(?:" + _IP_LITERAL + rb"|" + _REG_NAME + rb")(?::[0-9]*)?").fullmatch

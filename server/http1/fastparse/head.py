@@ -10,6 +10,15 @@ from __future__ import annotations
 
 from treadle.server.http1.fastparse import grammar
 from treadle.server.http1.fastparse.events import RemoteProtocolError, Request
+from treadle.server.http1.fastparse.limits import Limits
+
+# Discussion — the Host check: a regex call costs more than all the rest of judge_request, and
+# a server hears the same few Host values again and again (every request of a connection names
+# one). So a value found valid is remembered, and the regex runs once per new value. Bounded:
+# at most 64 values of at most 255 bytes (a DNS name's limit); when full, it starts over.
+_valid_hosts: set[bytes] = set()
+_VALID_HOSTS_KEPT = 64
+_VALID_HOST_KEPT_SIZE = 255
 
 
 def crlf_terminated(text: bytes) -> bytes:
@@ -24,18 +33,65 @@ def crlf_terminated(text: bytes) -> bytes:
     return b"".join([line + b"\r\n" for line in lines])
 
 
-def parse_fields(block: bytes) -> list[tuple[bytes, bytes]]:
-    """All field lines of a CRLF-terminated block, as (name, value) with names as received."""
+def parse_fields(block: bytes, bare_lf: bool) -> list[tuple[bytes, bytes]]:
+    """All field lines of a block (each line terminated), as (name, value) with names as
+    received; bare LF line ends taken only if ``bare_lf``."""
     found = grammar.field_lines(block)
     if len(found) != block.count(b"\n"):
+        normalised = crlf_terminated(block)
+        if normalised is not block:
+            if not bare_lf:
+                raise bare_lf_refused()
+            return parse_fields(normalised, bare_lf)
         raise RemoteProtocolError(_explain_bad_field(block))
     return found
 
 
-def parse_request_head(head: bytes) -> Request:
-    """Judge a complete request head; raise ``RemoteProtocolError`` saying exactly what is wrong."""
+# RFC 9112 5.2: "A server that receives an obs-fold in a request message ... MUST either reject
+# the message by sending a 400 (Bad Request) ... or replace each received obs-fold with one or
+# more SP octets". We reject (h11 unfolds; the h11 engine rejects too: split_head).
+OBS_FOLD = "obsolete line folding (obs-fold), a field line starting with whitespace"
+
+
+def bare_lf_refused() -> RemoteProtocolError:
+    # RFC 9112 2.2 lets a recipient take a bare LF as a line end (MAY); a proxy in front that
+    # does not reads different fields from the same bytes, which is how requests are
+    # smuggled. Refused unless --accept-bare-lf (docs/server.md has the evidence).
+    return RemoteProtocolError("bare LF line end (RFC 9112 2.2: the line terminator is CRLF)")
+
+
+def split_head(received: bytes, bare_lf: bool, limit: int) -> bytes:
+    """The complete head at the start of ``received`` (its empty line included), held to the
+    size ``limit`` (first, as the fast engine checks it) and to the rules on line ends that
+    another parser does not apply (h11 takes a bare LF and unfolds obs-fold)."""
+    match = grammar.end_of_head(received)
+    assert match is not None  # the other parser has found the head's end
+    end = match.end()
+    if end > limit:
+        raise head_too_large(received, 0, limit)
+    head = received[:end]
+    if not bare_lf and head.count(b"\n") != head.count(b"\r\n"):
+        raise bare_lf_refused()
+    if grammar.has_obs_fold(head) is not None:
+        raise RemoteProtocolError(OBS_FOLD)
+    return head
+
+
+def head_too_large(buf: bytes, pos: int, limit: int) -> RemoteProtocolError:
+    """The error for a head (from ``buf[pos]``, complete or not) longer than ``limit``."""
+    if buf.find(b"\n", pos, pos + limit) < 0:
+        # RFC 9112 3: "A server that receives a request-target longer than any URI it wishes
+        # to parse MUST respond with a 414 (URI Too Long) status code".
+        return RemoteProtocolError(f"request line longer than {limit} bytes", 414)
+    return RemoteProtocolError(f"request head longer than {limit} bytes", 431)
+
+
+def parse_request_head(head: bytes, limits: Limits) -> Request:
+    """Judge a complete request head (each line terminated; the empty line after it is not
+    included); raise ``RemoteProtocolError`` saying exactly what is wrong."""
     # Optimistically assume CRLF everywhere; a bare LF makes the request line or the field
-    # count fail below, and then (only then) the head is normalised and parsed again.
+    # count fail below, and then (only then) it is refused, or the head is normalised and
+    # parsed again.
     i = head.find(b"\r\n")
     match = grammar.request_line(head, 0, i)
     block = head[i + 2 :]
@@ -43,35 +99,43 @@ def parse_request_head(head: bytes) -> Request:
     if match is None or len(found) != block.count(b"\n"):
         normalised = crlf_terminated(head)
         if normalised is not head:
-            return parse_request_head(normalised)
+            if not limits.bare_lf:
+                raise bare_lf_refused()
+            return parse_request_head(normalised, limits)
         if match is None:
             raise RemoteProtocolError(_explain_bad_request_line(head[:i]))
         raise RemoteProtocolError(_explain_bad_field(block))
     method, target, version = match.groups()
-    if version == b"1.1":
-        http10 = False
-    elif version == b"1.0":
-        http10 = True
-    elif version[0] == 49:  # b"1": RFC 9112 2.3, a higher minor version is answered as 1.1
-        http10 = False
-    else:
-        raise RemoteProtocolError(f"unsupported HTTP version {version.decode()}", 505)
     headers = [(name.lower(), value) for name, value in found]
-
     # The framing headers are found with C-speed searches of the lowercased block: a
     # field name can only follow a line start, and no value contains a line end.
-    names = b"\n" + block.lower()
+    return judge_request(method, target, version, headers, b"\n" + block.lower(), limits)
+
+
+def judge_request(
+    method: bytes,
+    target: bytes,
+    version: bytes,
+    headers: list[tuple[bytes, bytes]],
+    names: bytes,
+    limits: Limits,
+) -> Request:
+    """The ``Request`` for a head whose lines are valid, once the rules on its parts hold.
+
+    ``headers`` are (lowercased name, value); ``names`` has each field name lowercased after
+    a ``\\n`` and followed by ``:`` (what ``names.count(b"\\nhost:")`` counts). Both engines
+    end here, so they agree on every rule — and on which comes first when a request breaks
+    several: h11 checks Content-Length and the Host count while it parses, so those come
+    first; then the ones answered with other statuses than 400, in a fixed order.
+    """
+    http10 = version == b"1.0"
     # RFC 9112 3.2: "A server MUST respond with a 400 (Bad Request) status code to any
     # HTTP/1.1 request message that lacks a Host header field and to any request message
-    # that contains more than one Host header field line".
+    # that contains more than one Host header field line or a Host header field with an
+    # invalid field value."
     hosts = names.count(b"\nhost:")
-    if hosts != 1:
-        if hosts > 1:
-            raise RemoteProtocolError("more than one Host header")
-        if not http10:
-            raise RemoteProtocolError("missing Host header (required in HTTP/1.1)")
-    if target[0] != 47 or method == b"CONNECT":  # anything but origin-form ("/...") for a usual method
-        _check_target_form(method, target)
+    if hosts > 1:
+        raise RemoteProtocolError("more than one Host header")
     content_length = None
     if b"\ncontent-length:" in names:
         for name, value in headers:
@@ -80,6 +144,33 @@ def parse_request_head(head: bytes) -> Request:
         if names.count(b"\ncontent-length:") > 1 or b"," in _joined(headers, b"content-length"):
             # As h11: the valid list of identical values becomes one field with the value.
             headers = _replace(headers, b"content-length", b"%d" % content_length)
+    if hosts:
+        host = b""
+        for name, value in headers:  # (Host usually comes first)
+            if name == b"host":
+                host = value
+                break
+        if host not in _valid_hosts:
+            if grammar.is_host(host) is None:
+                raise RemoteProtocolError(f"invalid Host {host!r} (RFC 9110 7.2: uri-host [ \":\" port ])")
+            if len(_valid_hosts) >= _VALID_HOSTS_KEPT:
+                _valid_hosts.clear()
+            if len(host) <= _VALID_HOST_KEPT_SIZE:
+                _valid_hosts.add(host)
+    elif not http10 and version[0] == 49:  # b"1": a higher 1.x minor version is HTTP/1.1 to us
+        raise RemoteProtocolError("missing Host header (required in HTTP/1.1)")
+    # The rules h11 leaves to its caller, in a fixed order.
+    if version[0] != 49:
+        raise RemoteProtocolError(f"unsupported HTTP version {version.decode()}", 505)  # RFC 9112 2.3
+    if len(headers) > limits.fields:
+        raise RemoteProtocolError(f"more than {limits.fields} header fields", 431)
+    if target[0] != 47 or method == b"CONNECT":  # anything but origin-form ("/...") for a usual method
+        authority = _check_target_form(method, target)
+        if authority is not None:
+            # RFC 9112 3.2.2: "When an origin server receives a request with an absolute-form
+            # of request-target, the origin server MUST ignore the received Host header field
+            # (if any) and instead use the host information of the request-target."
+            headers = _replace(headers, b"host", authority) if hosts else headers + [(b"host", authority)]
     chunked = False
     if b"\ntransfer-encoding:" in names:
         _check_transfer_encoding(_joined(headers, b"transfer-encoding"), http10, content_length)
@@ -168,22 +259,33 @@ def _check_transfer_encoding(value: bytes, http10: bool, content_length: int | N
         raise RemoteProtocolError(f"unsupported transfer coding in {value!r}", 501)
 
 
-def _check_target_form(method: bytes, target: bytes) -> None:
+def _check_target_form(method: bytes, target: bytes) -> bytes | None:
+    """Refuse a request-target in none of the forms its method allows; the authority of an
+    absolute-form target (None for the other forms)."""
     # RFC 9112 3.2.3: for CONNECT a client "MUST send only the host and port of the tunnel
     # destination" (authority-form), and that form is used for nothing else; 3.2.4:
     # asterisk-form is "only used for a server-wide OPTIONS request"; 3.2.2: absolute-form
     # for any method. (h11 accepts any run of VCHAR; we reject a target in no valid form.)
     if method == b"CONNECT":
         if grammar.is_authority_form(target) is not None:
-            return
+            return None
         raise RemoteProtocolError(f"CONNECT needs an authority-form request-target (host:port), not {target!r}")
     if target == b"*":
         if method == b"OPTIONS":
-            return
+            return None
         raise RemoteProtocolError(f"asterisk-form request-target with method {method.decode()}")
-    if grammar.is_absolute_form(target) is not None:
-        return
-    raise RemoteProtocolError(f"request-target {target!r} is in none of the forms of RFC 9112 3.2")
+    match = grammar.absolute_form(target)
+    if match is None:
+        raise RemoteProtocolError(f"request-target {target!r} is in none of the forms of RFC 9112 3.2")
+    authority = match.group(1)
+    if b"@" in authority:
+        # RFC 9110 4.2.4: "a recipient SHOULD parse for userinfo and treat its presence as an error".
+        raise RemoteProtocolError(f"userinfo in the request-target {target!r}")
+    # RFC 9110 4.2.1: "A recipient that processes such a URI reference [with an empty host]
+    # MUST reject it as invalid."
+    if grammar.is_host(authority) is None or authority[:1] in (b"", b":"):
+        raise RemoteProtocolError(f"invalid host in the request-target {target!r}")
+    return authority
 
 
 # -- error messages: run only when a head was rejected -------------------------------------
@@ -206,9 +308,7 @@ def _explain_bad_field(block: bytes) -> str:
         if grammar.field_lines(line + b"\r\n"):
             continue
         if line[:1] in (b" ", b"\t"):
-            # RFC 9112 5.2: obs-fold; a server MUST either reject it with 400 or unfold it.
-            # We reject (h11 unfolds).
-            return f"obsolete line folding (obs-fold) in field line {line!r}"
+            return f"{OBS_FOLD}: {line!r}"
         name, colon, value = line.partition(b":")
         if not colon:
             return f"field line {line!r} has no colon"
