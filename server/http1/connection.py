@@ -18,7 +18,9 @@ high-water mark (64 KiB, low 16 KiB).
 
 Deadlines (one at a time, ``Deadline``): the request head from accept or from its first
 byte; the body, while the client owes some; keep-alive idle between requests; lingering
-close after an error response.
+close after an error response; and the send deadline (server/http1/timers.py) while bytes
+wait for a client that is not taking them, which takes precedence over the others while it
+runs: a client that reads nothing is dropped whatever else it is doing.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ LINGER_TIME = 2.0  # after an error response, drain the client's input this long
 
 
 _IDLE, _RECEIVING, _RESPONDING, _DISCARDING, _CLOSED = State
-_NO_DEADLINE, _HEAD_DEADLINE, _KEEP_ALIVE, _LINGER, _BODY_DEADLINE = Deadline
+_NO_DEADLINE, _HEAD_DEADLINE, _KEEP_ALIVE, _LINGER, _BODY_DEADLINE, _SEND_DEADLINE = Deadline
 _START, _DONE = ResponseState.START, ResponseState.DONE
 
 
@@ -59,6 +61,8 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
     """The connection: its life cycle, reading, deadlines and closing. What it sends is
     rendered by server/http1/responding.py's ``Responder`` half, the ``Channel`` the
     exchange calls."""
+
+    SEND_DEADLINE = _SEND_DEADLINE
 
     def __init__(self, config: Config, state: ServerState, app: Any, loop: Reactor) -> None:
         self.config = config
@@ -142,9 +146,13 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        if self._state is not _CLOSED:  # a closing connection has armed its own
+            self._arm_send_deadline()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self._timer_kind == _SEND_DEADLINE and self._state is not _CLOSED:
+            self._restore_deadline()
         waiter, self._drain_waiter = self._drain_waiter, None
         wake(waiter)
 
@@ -210,7 +218,8 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
             self._close()
 
     def _on_request(self, request: Request) -> None:
-        self._cancel_timer()
+        if self._timer_kind == _HEAD_DEADLINE:
+            self._cancel_timer()  # met
         state = self.state
         config = self.config
         http10 = request.http_version == b"1.0"
@@ -285,7 +294,8 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self._expect_100 = False  # the client sent the body without waiting
         if cycle.feed_body(data) > MAX_BUFFERED_BODY:
             self._pause_reading()
-            self._cancel_timer()  # the app is behind, not the client: no body deadline meanwhile
+            if self._timer_kind == _BODY_DEADLINE:
+                self._cancel_timer()  # the app is behind, not the client: no body deadline meanwhile
 
     def _on_end_of_message(self) -> None:
         if self._timer_kind == _BODY_DEADLINE:
@@ -309,7 +319,7 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self._resume_reading()
         if pipelined:
             self._handle_events()
-        else:
+        elif self._timer_kind != _SEND_DEADLINE:  # else it is set once the client has caught up
             self._set_timer(_KEEP_ALIVE, self.config.timeout_keep_alive)
 
     def _arm_body_timer(self) -> None:
@@ -317,16 +327,33 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         owed or it is not the client holding them up: reading paused because the app is
         behind, or a client waiting for its 100 Continue."""
         timeout = self.config.timeout_request_body
-        if timeout and self._state is not _RESPONDING and not self._read_paused and not self._expect_100:
+        if (
+            timeout
+            and self._state is not _RESPONDING
+            and not self._read_paused
+            and not self._expect_100
+            and self._timer_kind != _SEND_DEADLINE
+        ):
             self._set_timer(_BODY_DEADLINE, timeout)
+
+    def _restore_deadline(self) -> None:
+        """The client has caught up with what was sent: back to the deadline the state asks for."""
+        self._cancel_timer()
+        state = self._state
+        if state is _IDLE:
+            if self.parser.trailing_data[0]:
+                self._set_timer(_HEAD_DEADLINE, self.config.timeout_request_header)  # a head is arriving
+            else:
+                self._set_timer(_KEEP_ALIVE, self.config.timeout_keep_alive)
+        elif state is not _RESPONDING:
+            self._arm_body_timer()
 
     # -- closing -------------------------------------------------------------------------------
 
     def _close(self) -> None:
         if self._state is not _CLOSED:
             self._state = _CLOSED
-            self._drop_timer()
-            self.transport.close()
+            self._close_transport()
 
     def _close_after_response(self) -> None:
         """The response is complete and the connection must not carry another: close, at once
@@ -352,8 +379,7 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         except Exception:
             can_half_close = False
         if not can_half_close:
-            self._drop_timer()
-            transport.close()
+            self._close_transport()
             return
         transport.write_eof()
         self._resume_reading()
@@ -404,7 +430,15 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
 
     def _timer_fired(self, kind: int) -> None:
         if kind == _LINGER:
-            self.transport.close()
+            self._close_transport()
+        elif kind == _SEND_DEADLINE:
+            if self._took_nothing():
+                timeout = self.config.timeout_send
+                error_logger.debug("%s took nothing sent to it for %s s: dropping it.", self.client, timeout)
+                if self.cycle is not None:
+                    # Before the abort fails what the app awaits (a sendfile): it must see why.
+                    self.cycle.disconnect()
+                self.force_close()
         elif self._state is _CLOSED:
             return
         elif kind == _KEEP_ALIVE:

@@ -32,3 +32,4 @@ class Deadline(IntEnum):
     KEEP_ALIVE = 2  # idle between requests
     LINGER = 3  # draining input after an early response, before closing
     REQUEST_BODY = 4  # the next body byte the client owes
+    SEND = 5  # the client must take some of the response bytes waiting for it (--timeout-send)

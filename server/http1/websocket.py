@@ -11,7 +11,9 @@ Flow control: ``send()`` waits while the transport's buffer is above its high-wa
 than 16 messages or 1 MiB unreceived, and while frames sent before the handshake pile up.
 
 Timers (one per connection, as only one applies at a time): the next keepalive ping; the
-pong deadline after it; the closing-handshake deadline after we sent a close frame.
+pong deadline after it; the closing-handshake deadline after we sent a close frame; the
+send deadline while writing is paused (server/http1/timers.py), in place of keepalive: a
+peer that takes nothing for ``--timeout-send`` is dropped, pings or not.
 Keepalive is suspended while reading is paused for the app — a pong could not be read.
 """
 
@@ -72,9 +74,10 @@ class Deadline(IntEnum):
     PING_DUE = 1  # time to send a keepalive ping
     PONG_DUE = 2  # the peer must have answered the ping by now
     CLOSE_DUE = 3  # the peer must have answered our close frame by now
+    SEND_DUE = 4  # the peer must take some of what waits for it (--timeout-send)
 
 
-_NO_DEADLINE, _PING_DUE, _PONG_DUE, _CLOSE_DUE = Deadline
+_NO_DEADLINE, _PING_DUE, _PONG_DUE, _CLOSE_DUE, _SEND_DUE = Deadline
 _OPEN = ConnectionState.OPEN
 
 
@@ -87,6 +90,8 @@ def upgrade(http: Any, request: HttpRequest) -> None:
 
 
 class WSProtocol(ConnectionControl, asyncio.Protocol):
+    SEND_DEADLINE = _SEND_DUE
+
     def __init__(
         self,
         config: Config,
@@ -213,9 +218,13 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        if not self._closed and self._timer_kind != _CLOSE_DUE:  # that one is sooner
+            self._arm_send_deadline()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self._timer_kind == _SEND_DUE and not self._closed:
+            self._keep_alive()  # the peer caught up: back to keepalive
         self._wake_drain_waiter()
 
     # -- frames from the peer ------------------------------------------------------------------
@@ -289,8 +298,8 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         self._write(self._render(event))
         self._accepted = True
         self._log_access(101)
-        if self.config.ws_ping_interval:
-            self._set_timer(_PING_DUE, self.config.ws_ping_interval)
+        if self._timer_kind != _SEND_DUE:
+            self._keep_alive()
         early, self._early = self._early, b""
         self._resume_reading()
         if early:
@@ -364,8 +373,7 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
     def _close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._drop_timer()
-            self.transport.close()
+            self._close_transport()
 
     def shutdown(self) -> None:
         """Graceful shutdown: close an open session with 1012 (one still in its handshake is
@@ -418,10 +426,6 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _write(self, data: bytes) -> None:
-        self.state.stats.bytes_out += len(data)
-        self.transport.write(data)
-
     def _drain(self) -> Awaitable[None] | None:
         if not self._write_paused or self._closed:
             return None
@@ -429,14 +433,28 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
             self._drain_waiter = self.loop.create_future()
         return self._drain_waiter
 
+    def _keep_alive(self) -> None:
+        """Arm the next keepalive ping (none with ``ws_ping_interval`` 0)."""
+        interval = self.config.ws_ping_interval
+        if interval:
+            self._set_timer(_PING_DUE, interval)
+        else:
+            self._cancel_timer()
+
     def _wake_drain_waiter(self) -> None:
         waiter, self._drain_waiter = self._drain_waiter, None
         wake(waiter)
 
     def _timer_fired(self, kind: int) -> None:
+        config = self.config
+        if kind == _SEND_DUE:
+            if self._took_nothing():
+                timeout = config.timeout_send
+                error_logger.debug("WebSocket peer %s took nothing for %s s: dropping it.", self.client, timeout)
+                self.force_close()
+            return
         if self._closed:
             return
-        config = self.config
         if kind == _CLOSE_DUE:
             self.force_close()  # the peer never answered our close frame
         elif self._read_paused:
@@ -445,6 +463,8 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         elif kind == _PING_DUE:
             self._ping_payload = os.urandom(4)  # tells the answer to this ping from stale ones
             self._write(self.conn.send(Ping(payload=self._ping_payload)))
+            if self._timer_kind == _SEND_DUE:
+                return  # the ping filled the buffer: the send deadline holds the timer now
             if config.ws_ping_timeout:
                 self._set_timer(_PONG_DUE, config.ws_ping_timeout)
             else:
