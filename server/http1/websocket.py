@@ -114,6 +114,7 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         self._target = b""  # for the access log
         self._accepted = False
         self._closed = False
+        self._failed = False  # the peer's input is dropped unread (see _fail)
         self._early = b""  # bytes received before the app accepted
         self._parts: list[Any] = []  # fragments of the message being received
         self._message_size = 0
@@ -183,12 +184,15 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
                 self._pause_reading()
             return
         self.state.stats.bytes_in += len(data)
+        if self._failed:
+            return
         if len(data) > INFLATE_SLICE and self.config.ws_per_message_deflate:
             # wsproto inflates each chunk it is given in one go, and deflate expands up to
-            # ~1000x: in 4 KiB slices a bomb inflates a few MB at most before the size check.
+            # ~1000x: in 4 KiB slices a bomb inflates a few MB at most before the size check,
+            # and nothing after it (the rest of this read is dropped with the connection).
             view = memoryview(data)
             for start in range(0, len(data), INFLATE_SLICE):
-                if self._closed:
+                if self._closed or self._failed:
                     return
                 self._feed(view[start : start + INFLATE_SLICE])
         else:
@@ -230,7 +234,9 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
     # -- frames from the peer ------------------------------------------------------------------
 
     def _handle_events(self) -> None:
-        for event in self.conn.events():
+        for event in self.conn.events():  # parses (and inflates) frame by frame, lazily
+            if self._failed:
+                return
             kind = type(event)
             if kind is TextMessage or kind is BytesMessage:
                 self._on_message(event)
@@ -255,7 +261,7 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
             self._message_size += len(data)
         limit = self.config.ws_max_size
         if self._message_size > limit:
-            self._server_close(CLOSE_MESSAGE_TOO_BIG, f"message larger than {limit} bytes")
+            self._fail(CLOSE_MESSAGE_TOO_BIG, f"message larger than {limit} bytes")
             return
         if not event.message_finished:
             self._parts.append(data)
@@ -369,6 +375,25 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         self._start_close(code, reason)
         if self.cycle is not None:
             self.cycle.disconnect(code, reason)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the WebSocket connection (RFC 6455 7.1.7) over input we will not process.
+
+        "An endpoint MUST NOT continue to attempt to process data (including a responding
+        Close frame) from the remote endpoint after being instructed to _Fail the WebSocket
+        Connection_." And "SHOULD send a Close frame with an appropriate status code ...
+        before proceeding to _Close the WebSocket Connection_." So: the close frame, then
+        our FIN, and the peer's input is read and dropped — never parsed, never inflated —
+        until it closes or CLOSE_TIMEOUT runs out. Dropping rather than no longer reading
+        lets the peer read our close frame before TCP tears down: closing with unread input
+        makes the kernel reset the connection, which can destroy what we sent.
+        """
+        self._server_close(code, reason)
+        self._failed = True
+        self._parts.clear()  # the part of the message we held
+        transport = self.transport
+        if transport.can_write_eof():
+            transport.write_eof()
 
     def _close(self) -> None:
         if not self._closed:
