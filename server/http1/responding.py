@@ -50,7 +50,10 @@ class Responder:
             self._expect_100 = False
             self._write(CONTINUE)
             self._arm_body_timer()
-        if self._read_paused and cycle.body_size <= MAX_BUFFERED_BODY:
+        if self._read_paused:
+            # The app waits for more than is buffered: it took what there was (receive()),
+            # or asks for more in one read (WSGI's read(CONTENT_LENGTH)). MAX_BUFFERED_BODY
+            # bounds what piles up for an app that is not reading, not for one that asks.
             self._resume_reading()
             self._arm_body_timer()
 
