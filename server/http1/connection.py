@@ -52,7 +52,7 @@ FIRST_REQUEST_GRACE = 1.0  # on shutdown, for a new connection's first bytes (a 
 LINGER_TIME = 2.0  # after an error response, drain the client's input this long (gunicorn)
 
 
-_IDLE, _RECEIVING, _RESPONDING, _DISCARDING, _CLOSED = State
+_IDLE, _RECEIVING, _RESPONDING, _DISCARDING, _CLOSED, _DRAINING = State
 _NO_DEADLINE, _HEAD_DEADLINE, _KEEP_ALIVE, _LINGER, _BODY_DEADLINE, _SEND_DEADLINE = Deadline
 _START, _DONE = ResponseState.START, ResponseState.DONE
 
@@ -112,7 +112,7 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         state = self._state
         if state is _CLOSED:
             return  # closing (lingering): input is drained and dropped
-        if state is _RESPONDING:
+        if state is _RESPONDING or state is _DRAINING:
             # The next request is arriving while this one is answered: keep it in the
             # parser's buffer, but stop reading once that buffer gets large.
             self.parser.receive_data(data)
@@ -151,10 +151,14 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        if self._timer_kind == _SEND_DEADLINE and self._state is not _CLOSED:
-            self._restore_deadline()
         waiter, self._drain_waiter = self._drain_waiter, None
         wake(waiter)
+        state = self._state
+        if state is _DRAINING:
+            self._cancel_timer()  # the send deadline, met
+            self._next_cycle()
+        elif self._timer_kind == _SEND_DEADLINE and state is not _CLOSED:
+            self._restore_deadline()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -191,7 +195,9 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
             elif event is NEED_DATA:
                 if self.cycle is not None:
                     self._arm_body_timer()
-                elif self._timer_kind == _NO_DEADLINE:
+                    return
+                self._read_on()  # every request read so far is answered
+                if self._timer_kind == _NO_DEADLINE:
                     self._set_timer(_HEAD_DEADLINE, self.config.timeout_request_header)
                 return
             else:  # PAUSED cannot happen (we stop at EndOfMessage); ConnectionClosed is not fed
@@ -309,18 +315,28 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self.cycle.end_body()
 
     def _next_cycle(self) -> None:
-        """The exchange is over on both sides: start parsing the next request."""
+        """The exchange is over on both sides: start parsing the next request — once the
+        client has taken this response. A client that pipelines requests and reads none of
+        the answers would otherwise have the buffer grow by one response per request."""
         self.cycle = None
         self._request = None
         self._head_request = False
+        if self._write_paused:
+            self._state = _DRAINING  # resume_writing comes back here
+            return
         self._state = _IDLE
-        pipelined = self.parser.next_request()
+        if self.parser.next_request():
+            # Requests already here are answered before more are read: reading stays
+            # paused, if the client got ahead, until they are (_parse: NEED_DATA).
+            self._handle_events()
+        else:
+            self._read_on()
+            self._set_timer(_KEEP_ALIVE, self.config.timeout_keep_alive)
+
+    def _read_on(self) -> None:
+        """Nothing received is left to answer: read again, if pipelining paused it."""
         self._pipelined = 0
         self._resume_reading()
-        if pipelined:
-            self._handle_events()
-        elif self._timer_kind != _SEND_DEADLINE:  # else it is set once the client has caught up
-            self._set_timer(_KEEP_ALIVE, self.config.timeout_keep_alive)
 
     def _arm_body_timer(self) -> None:
         """Start (or restart) the clock on the client's next body bytes, unless nothing is
@@ -337,15 +353,10 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
             self._set_timer(_BODY_DEADLINE, timeout)
 
     def _restore_deadline(self) -> None:
-        """The client has caught up with what was sent: back to the deadline the state asks for."""
+        """The client has caught up with a response in progress: back to the body deadline,
+        if it owes body bytes. (A complete response waits in DRAINING, never in IDLE.)"""
         self._cancel_timer()
-        state = self._state
-        if state is _IDLE:
-            if self.parser.trailing_data[0]:
-                self._set_timer(_HEAD_DEADLINE, self.config.timeout_request_header)  # a head is arriving
-            else:
-                self._set_timer(_KEEP_ALIVE, self.config.timeout_keep_alive)
-        elif state is not _RESPONDING:
+        if self._state is not _RESPONDING:
             self._arm_body_timer()
 
     # -- closing -------------------------------------------------------------------------------
