@@ -127,6 +127,8 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         # As uvicorn does: a client that shuts down its sending side is treated as gone.
+        # Closed by us, whatever is still buffered for it gets the send deadline to go.
+        self._close()
         return None
 
     def connection_lost(self, exc: BaseException | None) -> None:
