@@ -55,7 +55,8 @@ from treadle.server.waiters import wake
 
 MAX_QUEUED_MESSAGES = 16  # unreceived by the app before we stop reading (websockets' max_queue)
 MAX_QUEUED_BYTES = 1024 * 1024
-INFLATE_SLICE = 4 * 1024  # compressed bytes handed to wsproto at once (see data_received)
+INFLATE_SLICE = 4 * 1024  # compressed input handed to wsproto at once (see _take_turn)
+TURN = 256  # events handled per pass of the loop; the rest waits its turn (see _take_turn)
 MAX_EARLY_BYTES = 64 * 1024  # frames a client sends before our 101 are held until the app accepts
 CLOSE_TIMEOUT = 5.0  # for the peer to answer our close frame before we drop the connection
 
@@ -115,6 +116,8 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         self._accepted = False
         self._closed = False
         self._failed = False  # the peer's input is dropped unread (see _fail)
+        self._waiting = bytearray()  # input read and not yet given to wsproto (see _take_turn)
+        self._turn_due = False  # a turn is scheduled: input waits for it
         self._early = b""  # bytes received before the app accepted
         self._partial = bytearray()  # the fragments so far of the message being received
         self._message_size = 0
@@ -186,25 +189,58 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         self.state.stats.bytes_in += len(data)
         if self._failed:
             return
-        if len(data) > INFLATE_SLICE and self.config.ws_per_message_deflate:
-            # wsproto inflates each chunk it is given in one go, and deflate expands up to
-            # ~1000x: in 4 KiB slices a bomb inflates a few MB at most before the size check,
-            # and nothing after it (the rest of this read is dropped with the connection).
-            view = memoryview(data)
-            for start in range(0, len(data), INFLATE_SLICE):
-                if self._closed or self._failed:
-                    return
-                self._feed(view[start : start + INFLATE_SLICE])
-        else:
-            self._feed(data)
+        if self._turn_due:
+            self._waiting += data  # after what already waits its turn
+            self.transport.pause_reading()  # reading resumed meanwhile (the app took messages)
+            return
+        self._take_turn(data)
 
-    def _feed(self, data: Any) -> None:
+    def _take_turn(self, data: bytes = b"") -> None:
+        """Handle input, ``TURN`` events at most; what is left waits for the next pass.
+
+        Two bounds. wsproto inflates whatever it is given at once, and deflate expands up
+        to ~1000x: compressed input goes to it in ``INFLATE_SLICE`` slices, so a bomb
+        inflates a few MB at most before the size check, and nothing after it (the rest
+        is dropped with the connection). And one busy peer — a flood of pings or of
+        one-byte fragments, thousands of frames in one read — must not keep every other
+        connection waiting while its read is parsed: past ``TURN`` events, reading pauses
+        and the rest is handled on the next pass of the loop. (The transport is paused,
+        not ``_pause_reading()``: that one is the app's, and suspends keepalive.)
+        """
+        self._turn_due = False
+        waiting = self._waiting
+        if len(data) > INFLATE_SLICE and self.config.ws_per_message_deflate:
+            waiting += data
+        elif data and not self._receive(data):  # the usual case: the whole read at once
+            return
+        budget = TURN
+        while True:
+            budget = self._handle_events(budget)
+            if not budget or not waiting or self._closed or self._failed:
+                break
+            share = bytes(waiting[:INFLATE_SLICE])
+            del waiting[:INFLATE_SLICE]
+            if not self._receive(share):
+                return
+        if self._closed:
+            return
+        if self._failed:
+            waiting.clear()
+        elif waiting or not budget:  # more to do (or maybe: the last turn ended at its budget)
+            self.transport.pause_reading()
+            self._turn_due = True
+            self.loop.call_soon(self._take_turn)
+            return
+        if not self._read_paused:
+            self.transport.resume_reading()  # a failed session still reads, to drop
+
+    def _receive(self, data: bytes) -> bool:
         try:
             self.conn.receive_data(data)
         except LocalProtocolError:
             self._close()  # bytes after the closing handshake completed
-            return
-        self._handle_events()
+            return False
+        return True
 
     def eof_received(self) -> bool | None:
         return None  # the peer half-closed without a close frame: the connection is over
@@ -233,22 +269,33 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
 
     # -- frames from the peer ------------------------------------------------------------------
 
-    def _handle_events(self) -> None:
+    def _handle_events(self, budget: int) -> int:
+        """Handle up to ``budget`` events; returns what is left of it (0: there may be more)."""
+        ping = None
         for event in self.conn.events():  # parses (and inflates) frame by frame, lazily
             if self._failed:
-                return
+                return budget
+            budget -= 1
             kind = type(event)
             if kind is TextMessage or kind is BytesMessage:
                 self._on_message(event)
             elif kind is Ping:
-                # A peer that does not read gets no pongs: they would only pile up here.
-                if self.conn.state is _OPEN and not self._write_paused:
-                    self._write(self.conn.send(event.response()))
+                # RFC 6455 5.5.3: "If an endpoint receives a Ping frame and has not yet sent
+                # Pong frame(s) in response to previous Ping frame(s), the endpoint MAY elect
+                # to send a Pong frame for only the most recently processed Ping frame." So a
+                # flood of pings read at once costs one pong, not one each.
+                ping = event
             elif kind is Pong:
                 if self._timer_kind == _PONG_DUE and event.payload == self._ping_payload:
                     self._set_timer(_PING_DUE, self.config.ws_ping_interval)
             elif kind is CloseConnection:
                 self._on_close(event)
+            if not budget:
+                break  # the rest stays parsed-but-unread in wsproto until the next turn
+        # A peer that does not read gets no pongs: they would only pile up here.
+        if ping is not None and self.conn.state is _OPEN and not self._write_paused:
+            self._write(self.conn.send(ping.response()))
+        return budget
 
     def _on_message(self, event: TextMessage | BytesMessage) -> None:
         if self.conn.state is not _OPEN:
