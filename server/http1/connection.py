@@ -48,7 +48,7 @@ from treadle.server.waiters import wake
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
 MAX_PIPELINED = 64 * 1024  # bytes of following requests buffered while one is in flight
-FIRST_REQUEST_GRACE = 1.0  # on shutdown, for a new connection's first bytes (a round trip)
+REQUEST_GRACE = 1.0  # on shutdown, for the request an idle connection's client may be sending
 LINGER_TIME = 2.0  # after an error response, drain the client's input this long (gunicorn)
 
 
@@ -399,12 +399,14 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self._set_timer(_LINGER, LINGER_TIME)
 
     def shutdown(self) -> None:
-        """Graceful shutdown: close if idle between requests; a request being answered, or
-        being received, is served first (and the connection closed after it).
+        """Graceful shutdown: a request being answered, or being received, is served first,
+        and the connection closed after it (``Connection: close``).
 
-        A connection accepted with no request yet counts as one being received: its client
-        connected while we listened and the request is on its way (closing would lose it —
-        a reload under load shows this). It has ``FIRST_REQUEST_GRACE`` to start sending.
+        An idle connection — accepted with no request yet, or between two requests — is
+        closed if no request comes within ``REQUEST_GRACE``, not at once: its client may
+        have one on the way (a busy keep-alive client sends the next as soon as it has read
+        a response), which closing now would lose. A reload under wrk's load loses dozens
+        of requests that way. One that arrives is answered, with ``Connection: close``.
         """
         state = self._state
         if state is _CLOSED:
@@ -414,8 +416,10 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
             if self.writer.status and is_event_stream(self.writer.headers):
                 self._end_event_stream()
         elif self._timer_kind == _HEAD_DEADLINE:
-            if not self.parser.trailing_data[0]:
-                self._set_timer(_HEAD_DEADLINE, min(self.config.timeout_request_header, FIRST_REQUEST_GRACE))
+            if not self.parser.trailing_data[0]:  # else a head is arriving: its own deadline holds
+                self._set_timer(_HEAD_DEADLINE, min(self.config.timeout_request_header, REQUEST_GRACE))
+        elif self._timer_kind == _KEEP_ALIVE:
+            self._set_timer(_KEEP_ALIVE, min(self.config.timeout_keep_alive, REQUEST_GRACE))
         else:
             self._close()
 
