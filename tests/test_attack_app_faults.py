@@ -7,110 +7,42 @@ leave unread, and the process's descriptors and threads are counted before and a
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 
 import pytest
 from conftest import request, wait_until
 
+from loadtests.attack import apps as attack_apps
+
 BODY = b"u" * (256 * 1024)  # more than the server buffers for an app that does not read
 ROUNDS = 25
-
-
-async def asgi_faults(scope, receive, send):
-    fault = scope["path"].strip("/")
-    start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"10")]}
-    if fault == "raise-before-start":
-        raise RuntimeError("fault before the response")
-    if fault == "return-without-response":
-        return
-    if fault == "never-reads-body":
-        await send(start)
-        await send({"type": "http.response.body", "body": b"0123456789"})
-        return
-    while (await receive()).get("more_body"):
-        pass
-    await send(start)
-    if fault == "raise-after-start":
-        await send({"type": "http.response.body", "body": b"01234", "more_body": True})
-        raise RuntimeError("fault after the response started")
-    await send({"type": "http.response.body", "body": b"0123456789"})
-
-
-class FailingClose:
-    """A WSGI iterable that yields its body, then raises in close()."""
-
-    def __init__(self) -> None:
-        self.chunks = [b"01234", b"56789"]
-
-    def __iter__(self):
-        return iter(self.chunks)
-
-    def close(self) -> None:
-        raise RuntimeError("fault in close()")
-
-
-def wsgi_faults(environ, start_response):
-    fault = environ["PATH_INFO"].strip("/")
-    if fault == "raise-before-start":
-        raise RuntimeError("fault before start_response")
-    if fault != "never-reads-body":
-        environ["wsgi.input"].read()
-    if fault == "raise-in-iterable":
-        return broken_iterable(start_response)
-    start_response("200 OK", [("Content-Length", "10")])
-    if fault == "raise-in-close":
-        return FailingClose()
-    return [b"0123456789"]
-
-
-def broken_iterable(start_response):
-    start_response("200 OK", [("Content-Length", "10")])
-    yield b"01234"
-    raise RuntimeError("fault inside the iterable")
-
-
-# fault -> (what the client sees, what the error log says)
-CASES = {
-    "asgi": {
-        "raise-before-start": (500, "Exception in ASGI application"),
-        "return-without-response": (500, "returned without starting response"),
-        "raise-after-start": ("closed", "Exception in ASGI application"),
-        "never-reads-body": (200, None),
-    },
-    "wsgi": {
-        "raise-before-start": (500, "Exception in WSGI application"),
-        "raise-in-iterable": ("closed", "Exception in WSGI application"),
-        "raise-in-close": (200, "Exception closing the iterable"),
-        "never-reads-body": (200, None),
-    },
-}
+# The faults and what a client must see: the harness's (python -m loadtests.attack).
+APPS = {"asgi": (attack_apps.app, attack_apps.ASGI_FAULTS), "wsgi": (attack_apps.wsgi, attack_apps.WSGI_FAULTS)}
 
 
 def resources() -> tuple[int, int]:
     return len(os.listdir("/proc/self/fd")), threading.active_count()
 
 
-def outcome(srv, fault: str):
-    """The status the client got, or "closed" if the connection ended mid-response."""
+def outcome(srv, fault: str) -> str:
+    """The status the client got, or "closed mid-body" if the connection ended mid-response."""
     with srv.connect() as c:
-        c.send(request("POST", f"/{fault}", body=BODY))
+        c.send(request("POST", f"/fault/{fault}", body=BODY))
         try:
             response = c.read_response()
         except ConnectionError:
-            return "closed"
+            return "closed mid-body"
         if response.status == 200:
             assert response.body == b"0123456789"
-        return response.status
+        return str(response.status)
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
-@pytest.mark.parametrize("interface", sorted(CASES))
+@pytest.mark.parametrize("interface", sorted(APPS))
 def test_every_fault_is_answered_logged_and_leaves_nothing_behind(serve, caplog, interface):
-    app = asgi_faults if interface == "asgi" else wsgi_faults
+    app, cases = APPS[interface]
     srv = serve(app, interface=interface, threads=2)
-    cases = CASES[interface]
     for fault, (seen, logged) in cases.items():  # once each, as a warm-up
         caplog.clear()
         assert outcome(srv, fault) == seen, fault
@@ -123,29 +55,22 @@ def test_every_fault_is_answered_logged_and_leaves_nothing_behind(serve, caplog,
             assert outcome(srv, fault) == seen, fault
     wait_until(lambda: not srv.state.connections and srv.state.active_requests == 0)
     assert resources() == before
-    assert outcome(srv, "fine") == 200  # and the server serves on
+    with srv.connect() as c:  # and the server serves on
+        c.send(request())
+        assert c.read_response().status == 200
 
 
 def test_an_app_that_never_answers_holds_only_itself(serve, caplog):
-    entered = threading.Event()
-
-    async def app(scope, receive, send):
-        if scope["path"] == "/hang":
-            entered.set()
-            await asyncio.Event().wait()  # never answers, never listens
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    srv = serve(app, timeout_graceful_shutdown=0.5)
+    srv = serve(attack_apps.app, timeout_graceful_shutdown=0.5)
     with srv.connect() as c:
-        c.send(request("GET", "/hang"))
-        assert entered.wait(5)
+        c.send(request("GET", "/fault/never-answers"))
+        wait_until(lambda: srv.state.active_requests == 1)
     # The client gave up: its connection is gone, though the app runs on.
     wait_until(lambda: not srv.state.connections)
     assert srv.state.active_requests == 1
     with srv.connect() as c:
         c.send(request())
-        assert c.read_response().body == b"ok"
+        assert c.read_response().body == attack_apps.HELLO
     srv.stop()  # the stuck app is cancelled after the graceful timeout, and said so
     assert "Cancelling 1 request(s) still running." in caplog.text
     assert srv.state.active_requests == 0
