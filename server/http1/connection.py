@@ -141,6 +141,10 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
             if cycle.response_state != _DONE and self.writer.status:
                 self._log_access()  # the client left mid-response; still worth a line
             cycle.disconnect()
+            # The exchange holds this connection (its channel) while its app runs; this
+            # side lets go, so no reference cycle keeps the connection and its buffers (up
+            # to a read of unread body in the parser) alive until the garbage collector runs.
+            self.cycle = None
         waiter, self._drain_waiter = self._drain_waiter, None
         wake(waiter)
         if state.closing and not state.connections and state.on_all_closed is not None:

@@ -252,6 +252,9 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         state.connections.discard(self)
         if self.cycle is not None:
             self.cycle.disconnect(CLOSE_ABNORMAL)
+            # As for HTTP (http1/connection.py): no reference cycle keeps this protocol and
+            # its buffers (a message's fragments, up to --ws-max-size) for the collector.
+            self.cycle = None
         self._wake_drain_waiter()
         if state.closing and not state.connections and state.on_all_closed is not None:
             state.on_all_closed()
