@@ -92,14 +92,17 @@ async def trickled_bodies(target: Target, quick: bool) -> Outcome:
 
 
 async def pipelining_flood(target: Target, quick: bool) -> Outcome:
-    """GET after GET, pipelined, reading none of the answers."""
-    count, deadline = _count(quick, 50, 5), SEND_TIMEOUT[quick]
+    """GET after GET, pipelined, reading none of the answers. The server answers them all
+    until the kernel's buffers are full (CPU-bound: some seconds per connection), then
+    stops; the send deadline then drops the client."""
+    count, deadline = _count(quick, 10, 5), SEND_TIMEOUT[quick]
+    window = deadline + (20 if quick else 60)
     peers = await connect_many(target.host, target.port, count, rcvbuf=4096)
     flood = request() * 10_000
 
     async def push(peer: Peer) -> tuple[int, float | None]:
         sent, started = 0, time.monotonic()
-        stop_at = started + deadline + 20
+        stop_at = started + window
         try:
             while time.monotonic() < stop_at:
                 peer.send(flood)
@@ -111,7 +114,7 @@ async def pipelining_flood(target: Target, quick: bool) -> Outcome:
             pass  # the server stopped reading, and never dropped us
         return sent, None
 
-    results = await gather_bounded((push(peer) for peer in peers), deadline + 25)
+    results = await gather_bounded((push(peer) for peer in peers), window + 5)
     for peer in peers:
         peer.close()
     dropped = [r for r in results if r is not None and r[1] is not None]
@@ -271,7 +274,7 @@ ATTACKS = [
            lambda quick: ["--timeout-request-body", f"{BODY_TIMEOUT[quick]:g}"], time_limit=60),
     Attack("trickled bodies (a byte / 2 s)", "HTTP/1.1", trickled_bodies, time_limit=90),
     Attack("pipelining floods, answers unread", "HTTP/1.1", pipelining_flood,
-           lambda quick: ["--timeout-send", f"{SEND_TIMEOUT[quick]:g}"], time_limit=60),
+           lambda quick: ["--timeout-send", f"{SEND_TIMEOUT[quick]:g}"], time_limit=120),
     Attack("slow readers: 16 MiB response never read", "HTTP/1.1", large_response_never_read,
            lambda quick: ["--timeout-send", f"{SEND_TIMEOUT[quick]:g}"], time_limit=60),
     Attack("slow readers: endless stream never read", "HTTP/1.1", stream_never_read,
