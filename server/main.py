@@ -4,9 +4,9 @@ Threads: the reactor thread runs the event loop and everything on it (connection
 app, lifespan). The thread that calls ``run()`` — normally the main thread — owns the
 signal handlers and only ever talks to the loop through ``call_soon_threadsafe``.
 
-Shutdown phases (each logged): stop accepting → close idle keep-alive connections, tell
-busy ones to close after their response, and end event streams (which have no end of their
-own) → wait for in-flight requests up to the graceful timeout → cancel what remains and drop
+Shutdown phases (each logged): stop accepting → tell busy connections to close after their
+response, give idle ones a moment for a last request, and end event streams (which have no
+end of their own) → wait for in-flight requests up to the graceful timeout → cancel what remains and drop
 its connections → lifespan shutdown → cancel and await every task the app left running, as
 ``asyncio.run`` does → close the loop.
 """
@@ -281,7 +281,8 @@ class Server:
             server.close()
         if self._given_sockets is None:
             remove_unix_socket(config)
-        # Phase 2: close idle connections; busy ones close after their current response.
+        # Phase 2: connections close after their current response (idle ones: after a moment
+        # for a request already on its way, server/http1/connection.py's shutdown()).
         state.closing = True
         for conn in list(state.connections):
             conn.shutdown()

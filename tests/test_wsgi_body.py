@@ -8,6 +8,7 @@ import socket
 import threading
 from wsgiref.validate import validator
 
+import pytest
 from conftest import request, wait_until
 
 from treadle.reactor.transports import MAX_RECV
@@ -110,6 +111,31 @@ def test_a_large_body_streams_through_a_bounded_buffer(serve):
     assert seen["sender_done_early"] is False
     # Reading pauses once the cap is passed, so the overshoot is at most one recv's worth.
     assert seen["buffered"] <= MAX_BUFFERED_BODY + MAX_RECV
+
+
+@pytest.mark.parametrize("how", ["read()", "read(length)", "readline()"])
+def test_one_read_of_more_than_the_buffer_cap_gets_it_all(serve, how):
+    """The cap bounds what is buffered for an app that is not reading; an app waiting in
+    one read for more than that (Flask and Django read a body with read(CONTENT_LENGTH))
+    must get it, not wait for ever on a connection that stopped reading."""
+    size = 1024 * 1024  # well past the cap, and with no newline for readline() to stop at
+    payload = b"x" * size
+
+    def app(environ, start_response):
+        body = environ["wsgi.input"]
+        if how == "read()":
+            data = body.read()
+        elif how == "read(length)":
+            data = body.read(int(environ["CONTENT_LENGTH"]))
+        else:
+            data = body.readline()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [hashlib.sha256(data).hexdigest().encode()]
+
+    srv = serve(app, interface="wsgi")
+    with srv.connect(timeout=10) as c:
+        c.send(request("POST", "/", body=payload))
+        assert c.read_response().body == hashlib.sha256(payload).hexdigest().encode()
 
 
 def test_100_continue_is_sent_when_the_app_reads(serve):

@@ -117,6 +117,13 @@ class Config:
     timeout_request_body: float | None = option(
         60.0, "seconds a client may go without sending body bytes it owes (0: no limit)", LIMITS, metavar="S"
     )
+    # 60 s in which a client takes none of what is waiting for it: nginx's send_timeout.
+    timeout_send: float | None = option(
+        60.0,
+        "seconds a client may take none of the response waiting for it before it is dropped (0: no limit)",
+        LIMITS,
+        metavar="S",
+    )
     timeout_graceful_shutdown: float = option(
         30.0, "seconds in-flight requests get to finish on shutdown", LIMITS, metavar="S"
     )
@@ -455,6 +462,7 @@ class Config:
         self.limit_request_body_size = self.limit_request_body_size or None
         self.limit_concurrency = self.limit_concurrency or None
         self.timeout_request_body = self.timeout_request_body or None
+        self.timeout_send = self.timeout_send or None
         self.ws_ping_interval = self.ws_ping_interval or None
         self.ws_ping_timeout = self.ws_ping_timeout or None
         self.timeout_worker_healthcheck = self.timeout_worker_healthcheck or None

@@ -18,7 +18,9 @@ high-water mark (64 KiB, low 16 KiB).
 
 Deadlines (one at a time, ``Deadline``): the request head from accept or from its first
 byte; the body, while the client owes some; keep-alive idle between requests; lingering
-close after an error response.
+close after an error response; and the send deadline (server/http1/timers.py) while bytes
+wait for a client that is not taking them, which takes precedence over the others while it
+runs: a client that reads nothing is dropped whatever else it is doing.
 """
 
 from __future__ import annotations
@@ -49,12 +51,12 @@ from treadle.server.waiters import wake
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
 MAX_PIPELINED = 64 * 1024  # bytes of following requests buffered while one is in flight
-FIRST_REQUEST_GRACE = 1.0  # on shutdown, for a new connection's first bytes (a round trip)
+REQUEST_GRACE = 1.0  # on shutdown, for the request an idle connection's client may be sending
 LINGER_TIME = 2.0  # after an error response, drain the client's input this long (gunicorn)
 
 
-_IDLE, _RECEIVING, _RESPONDING, _DISCARDING, _CLOSED = State
-_NO_DEADLINE, _HEAD_DEADLINE, _KEEP_ALIVE, _LINGER, _BODY_DEADLINE = Deadline
+_IDLE, _RECEIVING, _RESPONDING, _DISCARDING, _CLOSED, _DRAINING = State
+_NO_DEADLINE, _HEAD_DEADLINE, _KEEP_ALIVE, _LINGER, _BODY_DEADLINE, _SEND_DEADLINE = Deadline
 _START, _DONE = ResponseState.START, ResponseState.DONE
 
 
@@ -62,6 +64,8 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
     """The connection: its life cycle, reading, deadlines and closing. What it sends is
     rendered by server/http1/responding.py's ``Responder`` half, the ``Channel`` the
     exchange calls."""
+
+    SEND_DEADLINE = _SEND_DEADLINE
 
     def __init__(self, config: Config, state: ServerState, app: Any, loop: Reactor) -> None:
         self.config = config
@@ -112,7 +116,7 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         state = self._state
         if state is _CLOSED:
             return  # closing (lingering): input is drained and dropped
-        if state is _RESPONDING:
+        if state is _RESPONDING or state is _DRAINING:
             # The next request is arriving while this one is answered: keep it in the
             # parser's buffer, but stop reading once that buffer gets large.
             self.parser.receive_data(data)
@@ -127,6 +131,8 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         # As uvicorn does: a client that shuts down its sending side is treated as gone.
+        # Closed by us, whatever is still buffered for it gets the send deadline to go.
+        self._close()
         return None
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -139,6 +145,10 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
             if cycle.response_state != _DONE and self.writer.status:
                 self._log_access()  # the client left mid-response; still worth a line
             cycle.disconnect()
+            # The exchange holds this connection (its channel) while its app runs; this
+            # side lets go, so no reference cycle keeps the connection and its buffers (up
+            # to a read of unread body in the parser) alive until the garbage collector runs.
+            self.cycle = None
         waiter, self._drain_waiter = self._drain_waiter, None
         wake(waiter)
         if state.closing and not state.connections and state.on_all_closed is not None:
@@ -146,11 +156,19 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        if self._state is not _CLOSED:  # a closing connection has armed its own
+            self._arm_send_deadline()
 
     def resume_writing(self) -> None:
         self._write_paused = False
         waiter, self._drain_waiter = self._drain_waiter, None
         wake(waiter)
+        state = self._state
+        if state is _DRAINING:
+            self._cancel_timer()  # the send deadline, met
+            self._next_cycle()
+        elif self._timer_kind == _SEND_DEADLINE and state is not _CLOSED:
+            self._restore_deadline()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -187,7 +205,9 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
             elif event is NEED_DATA:
                 if self.cycle is not None:
                     self._arm_body_timer()
-                elif self._timer_kind == _NO_DEADLINE:
+                    return
+                self._read_on()  # every request read so far is answered
+                if self._timer_kind == _NO_DEADLINE:
                     self._set_timer(_HEAD_DEADLINE, self.config.timeout_request_header)
                 return
             else:  # PAUSED cannot happen (we stop at EndOfMessage); ConnectionClosed is not fed
@@ -214,7 +234,8 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
             self._close()
 
     def _on_request(self, request: Request) -> None:
-        self._cancel_timer()
+        if self._timer_kind == _HEAD_DEADLINE:
+            self._cancel_timer()  # met
         state = self.state
         config = self.config
         http10 = request.http_version == b"1.0"
@@ -310,7 +331,8 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self._expect_100 = False  # the client sent the body without waiting
         if cycle.feed_body(data) > MAX_BUFFERED_BODY:
             self._pause_reading()
-            self._cancel_timer()  # the app is behind, not the client: no body deadline meanwhile
+            if self._timer_kind == _BODY_DEADLINE:
+                self._cancel_timer()  # the app is behind, not the client: no body deadline meanwhile
 
     def _on_end_of_message(self) -> None:
         if self._timer_kind == _BODY_DEADLINE:
@@ -324,34 +346,56 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         self.cycle.end_body()
 
     def _next_cycle(self) -> None:
-        """The exchange is over on both sides: start parsing the next request."""
+        """The exchange is over on both sides: start parsing the next request — once the
+        client has taken this response. A client that pipelines requests and reads none of
+        the answers would otherwise have the buffer grow by one response per request."""
         self.cycle = None
         self._request = None
         self._head_request = False
+        if self._write_paused:
+            self._state = _DRAINING  # resume_writing comes back here
+            return
         self._state = _IDLE
-        pipelined = self.parser.next_request()
-        self._pipelined = 0
-        self._resume_reading()
-        if pipelined:
+        if self.parser.next_request():
+            # Requests already here are answered before more are read: reading stays
+            # paused, if the client got ahead, until they are (_parse: NEED_DATA).
             self._handle_events()
         else:
+            self._read_on()
             self._set_timer(_KEEP_ALIVE, self.config.timeout_keep_alive)
+
+    def _read_on(self) -> None:
+        """Nothing received is left to answer: read again, if pipelining paused it."""
+        self._pipelined = 0
+        self._resume_reading()
 
     def _arm_body_timer(self) -> None:
         """Start (or restart) the clock on the client's next body bytes, unless nothing is
         owed or it is not the client holding them up: reading paused because the app is
         behind, or a client waiting for its 100 Continue."""
         timeout = self.config.timeout_request_body
-        if timeout and self._state is not _RESPONDING and not self._read_paused and not self._expect_100:
+        if (
+            timeout
+            and self._state is not _RESPONDING
+            and not self._read_paused
+            and not self._expect_100
+            and self._timer_kind != _SEND_DEADLINE
+        ):
             self._set_timer(_BODY_DEADLINE, timeout)
+
+    def _restore_deadline(self) -> None:
+        """The client has caught up with a response in progress: back to the body deadline,
+        if it owes body bytes. (A complete response waits in DRAINING, never in IDLE.)"""
+        self._cancel_timer()
+        if self._state is not _RESPONDING:
+            self._arm_body_timer()
 
     # -- closing -------------------------------------------------------------------------------
 
     def _close(self) -> None:
         if self._state is not _CLOSED:
             self._state = _CLOSED
-            self._drop_timer()
-            self.transport.close()
+            self._close_transport()
 
     def _close_after_response(self) -> None:
         """The response is complete and the connection must not carry another: close, at once
@@ -377,20 +421,21 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
         except Exception:
             can_half_close = False
         if not can_half_close:
-            self._drop_timer()
-            transport.close()
+            self._close_transport()
             return
         transport.write_eof()
         self._resume_reading()
         self._set_timer(_LINGER, LINGER_TIME)
 
     def shutdown(self) -> None:
-        """Graceful shutdown: close if idle between requests; a request being answered, or
-        being received, is served first (and the connection closed after it).
+        """Graceful shutdown: a request being answered, or being received, is served first,
+        and the connection closed after it (``Connection: close``).
 
-        A connection accepted with no request yet counts as one being received: its client
-        connected while we listened and the request is on its way (closing would lose it —
-        a reload under load shows this). It has ``FIRST_REQUEST_GRACE`` to start sending.
+        An idle connection — accepted with no request yet, or between two requests — is
+        closed if no request comes within ``REQUEST_GRACE``, not at once: its client may
+        have one on the way (a busy keep-alive client sends the next as soon as it has read
+        a response), which closing now would lose. A reload under wrk's load loses dozens
+        of requests that way. One that arrives is answered, with ``Connection: close``.
         """
         state = self._state
         if state is _CLOSED:
@@ -400,8 +445,10 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
             if self.writer.status and is_event_stream(self.writer.headers):
                 self._end_event_stream()
         elif self._timer_kind == _HEAD_DEADLINE:
-            if not self.parser.trailing_data[0]:
-                self._set_timer(_HEAD_DEADLINE, min(self.config.timeout_request_header, FIRST_REQUEST_GRACE))
+            if not self.parser.trailing_data[0]:  # else a head is arriving: its own deadline holds
+                self._set_timer(_HEAD_DEADLINE, min(self.config.timeout_request_header, REQUEST_GRACE))
+        elif self._timer_kind == _KEEP_ALIVE:
+            self._set_timer(_KEEP_ALIVE, min(self.config.timeout_keep_alive, REQUEST_GRACE))
         else:
             self._close()
 
@@ -429,7 +476,15 @@ class Http1Connection(Responder, ConnectionControl, asyncio.Protocol):
 
     def _timer_fired(self, kind: int) -> None:
         if kind == _LINGER:
-            self.transport.close()
+            self._close_transport()
+        elif kind == _SEND_DEADLINE:
+            if self._took_nothing():
+                timeout = self.config.timeout_send
+                error_logger.debug("%s took nothing sent to it for %s s: dropping it.", self.client, timeout)
+                if self.cycle is not None:
+                    # Before the abort fails what the app awaits (a sendfile): it must see why.
+                    self.cycle.disconnect()
+                self.force_close()
         elif self._state is _CLOSED:
             return
         elif kind == _KEEP_ALIVE:

@@ -14,14 +14,17 @@ from __future__ import annotations
 from typing import Any, Awaitable, Iterable
 
 from treadle.server.exchange import Exchange, ResponseState
-from treadle.server.http1.states import State
+from treadle.server.http1.states import Deadline, State
 from treadle.server.http1.writer import CONTINUE, Framing, ResponseLengthError, informational, is_event_stream
 from treadle.server.observe.access import log_request
 from treadle.server.observe.logging import error_logger
 
 MAX_BUFFERED_BODY = 64 * 1024  # unread request body before we stop reading the socket
+# A file is sent in slices this large: the send deadline sees progress once per slice.
+SENDFILE_SLICE = 256 * 1024
 
 _RESPONDING, _DISCARDING, _CLOSED = State.RESPONDING, State.DISCARDING, State.CLOSED
+_SEND_DEADLINE = Deadline.SEND
 _START = ResponseState.START
 _NO_BODY = Framing.NO_BODY
 
@@ -47,7 +50,10 @@ class Responder:
             self._expect_100 = False
             self._write(CONTINUE)
             self._arm_body_timer()
-        if self._read_paused and cycle.body_size <= MAX_BUFFERED_BODY:
+        if self._read_paused:
+            # The app waits for more than is buffered: it took what there was (receive()),
+            # or asks for more in one read (WSGI's read(CONTENT_LENGTH)). MAX_BUFFERED_BODY
+            # bounds what piles up for an app that is not reading, not for one that asks.
             self._resume_reading()
             self._arm_body_timer()
 
@@ -87,9 +93,7 @@ class Responder:
         except ResponseLengthError as exc:
             self._length_error(exc)
             raise
-        if out:
-            self.transport.write(out)
-            self.state.stats.bytes_out += len(out)
+        self._write(out)
         if not more_body and not self.writer.trailers_announced:
             self._response_complete()
         elif self._write_paused and self._state is not _CLOSED:
@@ -112,6 +116,10 @@ class Responder:
         so the bytes never pass through Python where the kernel can send them (the reactor
         reads and writes them itself where it cannot: TLS). The caller ends the body with
         ``send_body``, as after any chunk.
+
+        The file goes in slices of ``SENDFILE_SLICE``, each counted as taken when the kernel
+        has it, under the send deadline: a client that takes none of a slice for
+        ``--timeout-send`` is dropped, as one that stops reading any other body is.
         """
         if self._state is _CLOSED or cycle is not self.cycle or self.transport.is_closing():
             cycle.disconnect()
@@ -124,7 +132,19 @@ class Responder:
             raise
         if writer.framing is _NO_BODY or not count:
             return
-        sent = await self.loop.sendfile(self.transport, file, offset, count)
+        self._arm_send_deadline()
+        sent = 0
+        try:
+            while sent < count:
+                size = min(SENDFILE_SLICE, count - sent)
+                done = await self.loop.sendfile(self.transport, file, offset + sent, size)
+                sent += done
+                self._written += done
+                if done < size:
+                    break  # the file is shorter than promised
+        finally:
+            if self._timer_kind == _SEND_DEADLINE and self._state is not _CLOSED and not self._write_paused:
+                self._restore_deadline()
         if sent != count:
             self._close()  # the framing promised bytes the file no longer has
             raise RuntimeError(f"The file ended {count - sent} bytes before the {count} promised.")
@@ -152,11 +172,6 @@ class Responder:
             self._close_after_response()
 
     # -- responses -----------------------------------------------------------------------------
-
-    def _write(self, data: bytes) -> None:
-        if data:
-            self.transport.write(data)
-            self.state.stats.bytes_out += len(data)
 
     def _length_error(self, exc: ResponseLengthError) -> None:
         """The app's body disagrees with its Content-Length (the exception goes on to it)."""

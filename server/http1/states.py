@@ -4,6 +4,7 @@
 
     IDLE --head--> RECEIVING --end of body--> RESPONDING --response done--> IDLE (keep-alive)
                        \\--response done first--> DISCARDING --end of body--> IDLE
+    (to IDLE while the client is behind on reading) --> DRAINING --it caught up--> IDLE
     any --error, close, Connection: close, WebSocket upgrade--> CLOSED
 
 Both are compared on every request, so the connection binds the members to module names.
@@ -22,6 +23,7 @@ class State(IntEnum):
     RESPONDING = 2  # the whole request is in; its response is being produced
     DISCARDING = 3  # the response is done; the rest of the body is read and dropped
     CLOSED = 4  # closed, closing (lingering), or handed over to a WebSocket
+    DRAINING = 5  # the response is done but the client has not taken it: the next request waits
 
 
 class Deadline(IntEnum):
@@ -32,3 +34,4 @@ class Deadline(IntEnum):
     KEEP_ALIVE = 2  # idle between requests
     LINGER = 3  # draining input after an early response, before closing
     REQUEST_BODY = 4  # the next body byte the client owes
+    SEND = 5  # the client must take some of the response bytes waiting for it (--timeout-send)

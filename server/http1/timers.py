@@ -1,5 +1,5 @@
-"""What every connection protocol does to its transport: pause and resume reading, and keep
-one deadline at a time.
+"""What every connection protocol does to its transport: pause and resume reading, write
+(counting what it wrote, for the send deadline), and keep one deadline at a time.
 
 An HTTP/1.1 connection has several deadlines (request head, keep-alive, lingering close) and
 a WebSocket session has others (ping, pong, close handshake), but only one applies at any
@@ -16,7 +16,8 @@ NO_TIMER = 0  # each protocol's deadline kinds are an IntEnum whose NONE is this
 
 
 class ConnectionControl:
-    """Mixin for a Protocol with `transport` and `loop` attributes. Runs in the reactor thread.
+    """Mixin for a Protocol with `transport`, `loop`, `config` and `state` attributes, and a
+    `SEND_DEADLINE` kind. Runs in the reactor thread.
 
     Deadlines are kept lazily, because a keep-alive connection arms one and disarms it on
     every request: the armed TimerHandle stays in the loop's heap while the deadline moves,
@@ -28,10 +29,15 @@ class ConnectionControl:
 
     transport: Any
     loop: asyncio.AbstractEventLoop
+    config: Any  # the Config: timeout_send
+    state: Any  # the ServerState: its stats count bytes out
+    SEND_DEADLINE = NO_TIMER  # the protocol's deadline kind for the send deadline
     _read_paused = False
     _timer: asyncio.TimerHandle | None = None
     _timer_kind = NO_TIMER
     _deadline = 0.0
+    _written = 0  # bytes handed to the transport (``_write``), for the send deadline
+    _taken_mark = 0
 
     def _pause_reading(self) -> None:
         if not self._read_paused:
@@ -42,6 +48,51 @@ class ConnectionControl:
         if self._read_paused:
             self._read_paused = False
             self.transport.resume_reading()
+
+    def _write(self, data: bytes) -> None:
+        """Everything the protocol sends goes through here (counted for the send deadline)."""
+        if data:
+            self.transport.write(data)
+            self._written += len(data)
+            self.state.stats.bytes_out += len(data)
+
+    # -- the send deadline ---------------------------------------------------------------------
+    #
+    # A peer that takes nothing of what we send would hold its buffers, its app (waiting in
+    # send()) and, once we close, the connection itself, forever: the transport finishes
+    # sending before it closes. So while bytes wait for the peer (writing paused above the
+    # high-water mark, or a close waiting for its buffer to drain) a send deadline runs,
+    # restarted whenever the peer took something: it is an idle clock, as nginx's
+    # send_timeout, not a limit on the whole transfer. What the peer took is what we wrote
+    # less what the transport still holds; the kernel's own buffer is not counted.
+
+    def _taken(self) -> int:
+        return self._written - self.transport.get_write_buffer_size()
+
+    def _arm_send_deadline(self) -> None:
+        """Start the send deadline (with ``--timeout-send``), unless it is already running."""
+        timeout = self.config.timeout_send
+        if timeout and self._timer_kind != self.SEND_DEADLINE:
+            self._taken_mark = self._taken()
+            self._set_timer(self.SEND_DEADLINE, timeout)
+
+    def _took_nothing(self) -> bool:
+        """At the send deadline: True if the peer took nothing since it was armed; else restart it."""
+        taken = self._taken()
+        if taken == self._taken_mark:
+            return True
+        self._taken_mark = taken
+        self._set_timer(self.SEND_DEADLINE, self.config.timeout_send)
+        return False
+
+    def _close_transport(self) -> None:
+        """Close once what is buffered is sent: the send deadline bounds how long that takes."""
+        transport = self.transport
+        transport.close()
+        if transport.get_write_buffer_size() and self.config.timeout_send:
+            self._arm_send_deadline()
+        else:
+            self._drop_timer()
 
     def _set_timer(self, kind: int, delay: float) -> None:
         self._timer_kind = kind

@@ -11,7 +11,9 @@ Flow control: ``send()`` waits while the transport's buffer is above its high-wa
 than 16 messages or 1 MiB unreceived, and while frames sent before the handshake pile up.
 
 Timers (one per connection, as only one applies at a time): the next keepalive ping; the
-pong deadline after it; the closing-handshake deadline after we sent a close frame.
+pong deadline after it; the closing-handshake deadline after we sent a close frame; the
+send deadline while writing is paused (server/http1/timers.py), in place of keepalive: a
+peer that takes nothing for ``--timeout-send`` is dropped, pings or not.
 Keepalive is suspended while reading is paused for the app — a pong could not be read.
 """
 
@@ -54,7 +56,8 @@ from treadle.server.waiters import wake
 
 MAX_QUEUED_MESSAGES = 16  # unreceived by the app before we stop reading (websockets' max_queue)
 MAX_QUEUED_BYTES = 1024 * 1024
-INFLATE_SLICE = 4 * 1024  # compressed bytes handed to wsproto at once (see data_received)
+INFLATE_SLICE = 4 * 1024  # compressed input handed to wsproto at once (see _take_turn)
+TURN = 256  # events handled per pass of the loop; the rest waits its turn (see _take_turn)
 MAX_EARLY_BYTES = 64 * 1024  # frames a client sends before our 101 are held until the app accepts
 CLOSE_TIMEOUT = 5.0  # for the peer to answer our close frame before we drop the connection
 
@@ -73,9 +76,10 @@ class Deadline(IntEnum):
     PING_DUE = 1  # time to send a keepalive ping
     PONG_DUE = 2  # the peer must have answered the ping by now
     CLOSE_DUE = 3  # the peer must have answered our close frame by now
+    SEND_DUE = 4  # the peer must take some of what waits for it (--timeout-send)
 
 
-_NO_DEADLINE, _PING_DUE, _PONG_DUE, _CLOSE_DUE = Deadline
+_NO_DEADLINE, _PING_DUE, _PONG_DUE, _CLOSE_DUE, _SEND_DUE = Deadline
 _OPEN = ConnectionState.OPEN
 
 
@@ -90,6 +94,8 @@ def upgrade(http: Any, request: HttpRequest) -> bool:
 
 
 class WSProtocol(ConnectionControl, asyncio.Protocol):
+    SEND_DEADLINE = _SEND_DUE
+
     def __init__(
         self,
         config: Config,
@@ -112,8 +118,11 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         self._target = b""  # for the access log
         self._accepted = False
         self._closed = False
+        self._failed = False  # the peer's input is dropped unread (see _fail)
+        self._waiting = bytearray()  # input read and not yet given to wsproto (see _take_turn)
+        self._turn_due = False  # a turn is scheduled: input waits for it
         self._early = b""  # bytes received before the app accepted
-        self._parts: list[Any] = []  # fragments of the message being received
+        self._partial = bytearray()  # the fragments so far of the message being received
         self._message_size = 0
         self._read_paused = False
         self._write_paused = False
@@ -181,24 +190,60 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
                 self._pause_reading()
             return
         self.state.stats.bytes_in += len(data)
-        if len(data) > INFLATE_SLICE and self.config.ws_per_message_deflate:
-            # wsproto inflates each chunk it is given in one go, and deflate expands up to
-            # ~1000x: in 4 KiB slices a bomb inflates a few MB at most before the size check.
-            view = memoryview(data)
-            for start in range(0, len(data), INFLATE_SLICE):
-                if self._closed:
-                    return
-                self._feed(view[start : start + INFLATE_SLICE])
-        else:
-            self._feed(data)
+        if self._failed:
+            return
+        if self._turn_due:
+            self._waiting += data  # after what already waits its turn
+            self.transport.pause_reading()  # reading resumed meanwhile (the app took messages)
+            return
+        self._take_turn(data)
 
-    def _feed(self, data: Any) -> None:
+    def _take_turn(self, data: bytes = b"") -> None:
+        """Handle input, ``TURN`` events at most; what is left waits for the next pass.
+
+        Two bounds. wsproto inflates whatever it is given at once, and deflate expands up
+        to ~1000x: compressed input goes to it in ``INFLATE_SLICE`` slices, so a bomb
+        inflates a few MB at most before the size check, and nothing after it (the rest
+        is dropped with the connection). And one busy peer — a flood of pings or of
+        one-byte fragments, thousands of frames in one read — must not keep every other
+        connection waiting while its read is parsed: past ``TURN`` events, reading pauses
+        and the rest is handled on the next pass of the loop. (The transport is paused,
+        not ``_pause_reading()``: that one is the app's, and suspends keepalive.)
+        """
+        self._turn_due = False
+        waiting = self._waiting
+        if len(data) > INFLATE_SLICE and self.config.ws_per_message_deflate:
+            waiting += data
+        elif data and not self._receive(data):  # the usual case: the whole read at once
+            return
+        budget = TURN
+        while True:
+            budget = self._handle_events(budget)
+            if not budget or not waiting or self._closed or self._failed:
+                break
+            share = bytes(waiting[:INFLATE_SLICE])
+            del waiting[:INFLATE_SLICE]
+            if not self._receive(share):
+                return
+        if self._closed:
+            return
+        if self._failed:
+            waiting.clear()
+        elif waiting or not budget:  # more to do (or maybe: the last turn ended at its budget)
+            self.transport.pause_reading()
+            self._turn_due = True
+            self.loop.call_soon(self._take_turn)
+            return
+        if not self._read_paused:
+            self.transport.resume_reading()  # a failed session still reads, to drop
+
+    def _receive(self, data: bytes) -> bool:
         try:
             self.conn.receive_data(data)
         except LocalProtocolError:
             self._close()  # bytes after the closing handshake completed
-            return
-        self._handle_events()
+            return False
+        return True
 
     def eof_received(self) -> bool | None:
         return None  # the peer half-closed without a close frame: the connection is over
@@ -210,55 +255,76 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         state.connections.discard(self)
         if self.cycle is not None:
             self.cycle.disconnect(CLOSE_ABNORMAL)
+            # As for HTTP (http1/connection.py): no reference cycle keeps this protocol and
+            # its buffers (a message's fragments, up to --ws-max-size) for the collector.
+            self.cycle = None
         self._wake_drain_waiter()
         if state.closing and not state.connections and state.on_all_closed is not None:
             state.on_all_closed()
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        if not self._closed and self._timer_kind != _CLOSE_DUE:  # that one is sooner
+            self._arm_send_deadline()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self._timer_kind == _SEND_DUE and not self._closed:
+            self._keep_alive()  # the peer caught up: back to keepalive
         self._wake_drain_waiter()
 
     # -- frames from the peer ------------------------------------------------------------------
 
-    def _handle_events(self) -> None:
-        for event in self.conn.events():
+    def _handle_events(self, budget: int) -> int:
+        """Handle up to ``budget`` events; returns what is left of it (0: there may be more)."""
+        ping = None
+        for event in self.conn.events():  # parses (and inflates) frame by frame, lazily
+            if self._failed:
+                return budget
+            budget -= 1
             kind = type(event)
             if kind is TextMessage or kind is BytesMessage:
                 self._on_message(event)
             elif kind is Ping:
-                # A peer that does not read gets no pongs: they would only pile up here.
-                if self.conn.state is _OPEN and not self._write_paused:
-                    self._write(self.conn.send(event.response()))
+                # RFC 6455 5.5.3: "If an endpoint receives a Ping frame and has not yet sent
+                # Pong frame(s) in response to previous Ping frame(s), the endpoint MAY elect
+                # to send a Pong frame for only the most recently processed Ping frame." So a
+                # flood of pings read at once costs one pong, not one each.
+                ping = event
             elif kind is Pong:
                 if self._timer_kind == _PONG_DUE and event.payload == self._ping_payload:
                     self._set_timer(_PING_DUE, self.config.ws_ping_interval)
             elif kind is CloseConnection:
                 self._on_close(event)
+            if not budget:
+                break  # the rest stays parsed-but-unread in wsproto until the next turn
+        # A peer that does not read gets no pongs: they would only pile up here.
+        if ping is not None and self.conn.state is _OPEN and not self._write_paused:
+            self._write(self.conn.send(ping.response()))
+        return budget
 
     def _on_message(self, event: TextMessage | BytesMessage) -> None:
         if self.conn.state is not _OPEN:
             return  # closing: the app gets no more messages
         data = event.data
+        text = type(data) is str
         # The limit is in bytes. isascii() is O(1) in CPython: only other text is encoded to count.
-        if type(data) is str and not data.isascii():
-            self._message_size += len(data.encode("utf-8"))
-        else:
-            self._message_size += len(data)
+        encoded = data.encode("utf-8") if text and not data.isascii() else None
+        self._message_size += len(data) if encoded is None else len(encoded)
         limit = self.config.ws_max_size
         if self._message_size > limit:
-            self._server_close(CLOSE_MESSAGE_TOO_BIG, f"message larger than {limit} bytes")
+            self._fail(CLOSE_MESSAGE_TOO_BIG, f"message larger than {limit} bytes")
             return
-        if not event.message_finished:
-            self._parts.append(data)
-            return
-        parts = self._parts
-        if parts:
-            parts.append(data)
-            data = "".join(parts) if type(data) is str else b"".join(parts)
-            parts.clear()
+        partial = self._partial
+        if partial or not event.message_finished:
+            # A fragment joins the message so far as bytes (text as UTF-8: wsproto decodes
+            # fragments whole characters at a time), in one buffer: a message sent in a
+            # hundred thousand one-byte fragments costs its size, not as many objects.
+            partial += data if not text else encoded if encoded is not None else data.encode("ascii")
+            if not event.message_finished:
+                return
+            data = partial.decode("utf-8") if text else bytes(partial)
+            self._partial = bytearray()
         elif type(data) is bytearray:
             data = bytes(data)
         self._message_size = 0
@@ -292,8 +358,8 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         self._write(self._render(event))
         self._accepted = True
         self._log_access(101)
-        if self.config.ws_ping_interval:
-            self._set_timer(_PING_DUE, self.config.ws_ping_interval)
+        if self._timer_kind != _SEND_DUE:
+            self._keep_alive()
         early, self._early = self._early, b""
         self._resume_reading()
         if early:
@@ -364,11 +430,29 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         if self.cycle is not None:
             self.cycle.disconnect(code, reason)
 
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the WebSocket connection (RFC 6455 7.1.7) over input we will not process.
+
+        "An endpoint MUST NOT continue to attempt to process data (including a responding
+        Close frame) from the remote endpoint after being instructed to _Fail the WebSocket
+        Connection_." And "SHOULD send a Close frame with an appropriate status code ...
+        before proceeding to _Close the WebSocket Connection_." So: the close frame, then
+        our FIN, and the peer's input is read and dropped — never parsed, never inflated —
+        until it closes or CLOSE_TIMEOUT runs out. Dropping rather than no longer reading
+        lets the peer read our close frame before TCP tears down: closing with unread input
+        makes the kernel reset the connection, which can destroy what we sent.
+        """
+        self._server_close(code, reason)
+        self._failed = True
+        self._partial = bytearray()  # the part of the message we held
+        transport = self.transport
+        if transport.can_write_eof():
+            transport.write_eof()
+
     def _close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._drop_timer()
-            self.transport.close()
+            self._close_transport()
 
     def shutdown(self) -> None:
         """Graceful shutdown: close an open session with 1012 (one still in its handshake is
@@ -424,10 +508,6 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _write(self, data: bytes) -> None:
-        self.state.stats.bytes_out += len(data)
-        self.transport.write(data)
-
     def _drain(self) -> Awaitable[None] | None:
         if not self._write_paused or self._closed:
             return None
@@ -435,14 +515,28 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
             self._drain_waiter = self.loop.create_future()
         return self._drain_waiter
 
+    def _keep_alive(self) -> None:
+        """Arm the next keepalive ping (none with ``ws_ping_interval`` 0)."""
+        interval = self.config.ws_ping_interval
+        if interval:
+            self._set_timer(_PING_DUE, interval)
+        else:
+            self._cancel_timer()
+
     def _wake_drain_waiter(self) -> None:
         waiter, self._drain_waiter = self._drain_waiter, None
         wake(waiter)
 
     def _timer_fired(self, kind: int) -> None:
+        config = self.config
+        if kind == _SEND_DUE:
+            if self._took_nothing():
+                timeout = config.timeout_send
+                error_logger.debug("WebSocket peer %s took nothing for %s s: dropping it.", self.client, timeout)
+                self.force_close()
+            return
         if self._closed:
             return
-        config = self.config
         if kind == _CLOSE_DUE:
             self.force_close()  # the peer never answered our close frame
         elif self._read_paused:
@@ -451,6 +545,8 @@ class WSProtocol(ConnectionControl, asyncio.Protocol):
         elif kind == _PING_DUE:
             self._ping_payload = os.urandom(4)  # tells the answer to this ping from stale ones
             self._write(self.conn.send(Ping(payload=self._ping_payload)))
+            if self._timer_kind == _SEND_DUE:
+                return  # the ping filled the buffer: the send deadline holds the timer now
             if config.ws_ping_timeout:
                 self._set_timer(_PONG_DUE, config.ws_ping_timeout)
             else:

@@ -4,9 +4,10 @@ The reactor feeds body bytes as h11 parses them; the worker reads them when the 
 Neither side ever waits for the other while holding the buffer's lock for long, and the
 buffer is bounded without this class knowing the bound: the connection stops reading the
 socket once more than its limit is buffered, and this class calls ``ask()`` (which runs
-the connection's ``want_body`` in the reactor) whenever the worker runs dry, which both
-resumes reading and sends an owed ``100 Continue`` — so a client waiting for one gets it
-only once the app actually reads the body.
+the connection's ``want_body`` in the reactor) whenever the worker needs more than is
+buffered — it ran dry, or one read asks for more than the limit — which both resumes
+reading and sends an owed ``100 Continue``, so a client waiting for one gets it only once
+the app actually reads the body.
 
 Reads never go past the end of the body: the buffer only ever holds the body h11 framed
 (Content-Length or chunked), and at its end reads return ``b""``. ``read(n)`` blocks until

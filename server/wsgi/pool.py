@@ -103,6 +103,7 @@ class WorkerPool:
                 job.run()
             except BaseException as exc:  # pragma: no cover - jobs handle their own errors
                 error_logger.critical("Worker job raised", exc_info=exc)
+            job = None  # idle, a worker holds no request (nor, through it, a connection's buffers)
             with lock:
                 self._busy -= 1
                 if self._busy or self._queued or not self._idle_waiters:

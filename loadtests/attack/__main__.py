@@ -1,0 +1,5 @@
+"""``python -m loadtests.attack``: see ``loadtests.attack.cli``."""
+
+from loadtests.attack.cli import main
+
+main()

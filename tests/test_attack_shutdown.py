@@ -1,0 +1,124 @@
+"""Shutdown and reload under load lose nothing (docs/reliability.md).
+
+An idle keep-alive connection is not closed the moment shutdown begins: its client may have
+the next request on the way, and a busy client always has. It gets a second for a request
+to arrive, answered with ``Connection: close``. Measured where it matters: a SIGHUP reload
+under wrk's keep-alive load, and SIGTERM under busy keep-alive clients.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from conftest import RawClient, request, text_app, wait_until
+from prod_support import Proc
+
+from treadle.server.http1.connection import REQUEST_GRACE
+
+
+def test_an_idle_keep_alive_connection_is_answered_once_more_at_shutdown(serve):
+    srv = serve(text_app(b"last"))
+    with srv.connect() as c:
+        c.send(request())
+        assert c.read_response().status == 200
+        srv.server.request_shutdown()
+        wait_until(lambda: srv.state.closing)
+        c.send(request())  # the request a busy client sends as shutdown begins
+        response = c.read_response()
+        assert (response.status, response.body) == (200, b"last")
+        assert response.header(b"connection") == b"close"
+        assert c.is_closed()
+
+
+def test_a_silent_keep_alive_connection_is_closed_after_the_grace(serve):
+    srv = serve(text_app(), timeout_keep_alive=30)
+    with srv.connect() as c:
+        c.send(request())
+        assert c.read_response().status == 200
+        started = time.monotonic()
+        srv.server.request_shutdown()
+        assert c.is_closed(timeout=5)
+        assert REQUEST_GRACE * 0.5 < time.monotonic() - started < REQUEST_GRACE + 2
+        assert c.buffer == b""
+
+
+def established(port: int) -> int:
+    """Established TCP connections to ``port`` on this machine (/proc/net/tcp), server side."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in list(table)[1:]]
+    return sum(1 for row in rows if int(row[1].rsplit(":", 1)[1], 16) == port and row[3] == "01")
+
+
+@pytest.fixture
+def workers():
+    proc = Proc.treadle("prod_apps:info", "--port", "0", "--workers", "2", "--no-access-log",
+                        "--timeout-graceful-shutdown", "5")
+    try:
+        port = proc.port()
+        index = 0
+        for _ in range(2):
+            index = proc.seen.index(proc.wait_for(r"Worker \[\d+\] ready", after=index).string) + 1
+        yield proc, port
+    finally:
+        proc.kill_group()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_a_reload_under_wrk_load_loses_no_request(workers):
+    proc, port = workers
+    wrk = subprocess.Popen(["wrk", "-t1", "-c20", "-d4s", "--timeout", "5s", f"http://127.0.0.1:{port}/"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: established(port) >= 20)  # wrk's connections are up, and busy
+        proc.signal(signal.SIGHUP)
+        proc.wait_for(r"Reload complete: 2 new worker\(s\) serving", timeout=15)
+        out, _ = wrk.communicate(timeout=30)
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait()
+    assert re.search(r"\d+ requests in", out), out
+    assert "Socket errors" not in out, out
+    assert "Non-2xx" not in out, out
+
+
+def test_sigterm_under_busy_keep_alive_clients_cuts_no_response(workers):
+    proc, port = workers
+    outcomes: list[str] = []
+    lock = threading.Lock()
+    going = threading.Barrier(6)
+
+    def client() -> None:
+        with RawClient(port, timeout=15) as c:
+            rounds = 0
+            while True:
+                c.send(request("GET", "/?sleep=0.05"))
+                rounds += 1
+                if rounds == 2:
+                    going.wait(10)
+                try:
+                    response = c.read_response()
+                except ConnectionError as exc:  # a response cut, or a request never answered
+                    with lock:
+                        outcomes.append(f"failed: {exc}")
+                    return
+                if response.header(b"connection") == b"close":
+                    with lock:
+                        outcomes.append("closed after a response")
+                    return
+
+    clients = [threading.Thread(target=client) for _ in range(5)]
+    for thread in clients:
+        thread.start()
+    going.wait(10)  # every client is busy
+    proc.signal(signal.SIGTERM)
+    for thread in clients:
+        thread.join(20)
+    assert outcomes == ["closed after a response"] * 5
+    assert proc.finish() == 0
