@@ -204,6 +204,7 @@ class RawH2:
         self.encoder = Encoder()
         self.buffer = b""
         self.next_stream = 1
+        self.closed = False  # the server closed the connection (seen by ``frames``)
         self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SettingsFrame(0).serialize())
 
     def close(self) -> None:
@@ -261,5 +262,6 @@ class RawH2:
             except ConnectionError:
                 data = b""
             if not data:
+                self.closed = True
                 return seen
             self.buffer += data

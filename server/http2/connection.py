@@ -70,12 +70,15 @@ class Deadline(IntEnum):
     NONE = 0
     IDLE = 1  # no stream open: --timeout-keep-alive
     GOAWAY_ROUND_TRIP = 2  # the first GOAWAY's PING has not come back
+    SEND = 3  # response bytes wait for the client, who has taken none of them (--timeout-send)
 
 
-_NO_DEADLINE, _IDLE, _ROUND_TRIP = Deadline
+_NO_DEADLINE, _IDLE, _ROUND_TRIP, _SEND_DUE = Deadline
 
 
 class Http2Connection(ConnectionControl, asyncio.Protocol):
+    SEND_DEADLINE = _SEND_DUE
+
     def __init__(self, config: Config, state: ServerState, app: Any, loop: Reactor) -> None:
         self.config = config
         self.state = state
@@ -108,6 +111,8 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         self._receiving = False  # in data_received: its frames are written when it ends
         self._flush_scheduled = False
         self._unflushed = 0  # body bytes framed since the last write to the transport
+        self._data_out = 0  # body bytes framed since the start: the client's window let them go
+        self._window_blocked = False  # a stream has body to send and no window to send it in
 
     # -- asyncio.Protocol callbacks ------------------------------------------------------------
 
@@ -199,6 +204,7 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         # floods PINGs or SETTINGS without reading their ACKs cannot grow our buffer.
         self.write_paused = True
         self.transport.pause_reading()
+        self._watch_stall()
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -405,8 +411,9 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
     def _frame_queued(self) -> None:
         engine = self.engine
         sending = self._sending
+        blocked = False
         while sending and not self.write_paused:
-            progress = False
+            progress = blocked = False
             for stream_id, stream in list(sending.items()):
                 if stream.closed:
                     del sending[stream_id]
@@ -422,6 +429,7 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
                 if stream.pending:
                     window = min(engine.local_flow_control_window(stream_id), engine.max_outbound_frame_size)
                     if window <= 0:
+                        blocked = True
                         continue  # blocked until a WINDOW_UPDATE
                     chunk = stream.pending.popleft()
                     if len(chunk) > window:
@@ -431,6 +439,7 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
                     last = stream.end_after_pending and not stream.pending and stream.trailers is None
                     engine.send_data(stream_id, chunk, end_stream=last)
                     self._unflushed += len(chunk)
+                    self._data_out += len(chunk)
                     progress = True
                     if stream.pending_size <= HIGH_WATER // 2:
                         stream.wake()
@@ -457,6 +466,8 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
             for stream in sending.values():
                 if stream.pending_size <= HIGH_WATER // 2:
                     stream.wake()
+        self._window_blocked = blocked
+        self._watch_stall()
 
     def _complete(self, stream: Stream) -> None:
         """The response's last frame is out."""
@@ -555,8 +566,7 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         self._unflushed = 0
         data = self.engine.data_to_send()
         if data and not self._closed:
-            self.transport.write(data)
-            self.state.stats.bytes_out += len(data)
+            self._write(data)
 
     def _output(self) -> None:
         """h2 has frames to write: they go at the end of this pass (see ``_flush``)."""
@@ -635,8 +645,7 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         self._flush()
         if not self._closed:
             data = frame.serialize()
-            self.transport.write(data)
-            self.state.stats.bytes_out += len(data)
+            self._write(data)
 
     def _go_away(self, code: int) -> None:
         """End the connection now: GOAWAY with ``code``, every stream's app told, closed."""
@@ -650,14 +659,47 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
             self._flush()  # what is framed goes out first: the last response, a GOAWAY
             self._closed = True
             self._drop_timer()
-            self.transport.close()
+            self._close_transport()  # the send deadline bounds how long the client may take it
 
     def force_close(self) -> None:
         self._closed = True
         self._drop_timer()
         self.transport.abort()
 
+    # -- the send deadline ----------------------------------------------------------------------
+    #
+    # Response bytes can wait for the client in two places: the transport's buffer, when the
+    # client does not read (writing paused), and the streams' queues, when it reads but grants
+    # no flow-control window (RFC 9113 6.9: a receiver may hold a window at zero for as long as
+    # it likes). Either way its streams, their apps and their buffers are held; a client that
+    # takes nothing for --timeout-send is dropped, as on HTTP/1.1. "Taken" is body the window
+    # let go, and, while writing is paused, bytes the kernel took: not PING or SETTINGS
+    # answers, which a client could otherwise trade for keeping a zero window open for ever.
+
+    def _taken(self) -> int:
+        taken = self._data_out
+        if self.write_paused or self._closed:  # closed: what is left goes to the kernel, or nowhere
+            taken += self._written - self.transport.get_write_buffer_size()
+        return taken
+
+    def _watch_stall(self) -> None:
+        """Arm the send deadline if response bytes wait on the client (another deadline, idle
+        or the GOAWAY round trip, keeps the timer: neither applies while streams are busy long)."""
+        if (self.write_paused or self._window_blocked) and self._timer_kind == _NO_DEADLINE and not self._closed:
+            self._arm_send_deadline()
+
     def _timer_fired(self, kind: int) -> None:
+        if kind == _SEND_DUE:
+            if not (self._closed or self.write_paused or self._window_blocked):
+                return  # it caught up; the next stall arms the deadline again
+            if self._took_nothing():
+                error_logger.info(
+                    "HTTP/2 client %s took nothing of its responses for %s s: dropping it.",
+                    self.client,
+                    self.config.timeout_send,
+                )
+                self.force_close()
+            return
         if self._closed:
             return
         if kind == _IDLE:
