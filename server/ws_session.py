@@ -137,6 +137,11 @@ class WebSocketSession(ConnectionControl):
     # -- the transport's callbacks (reactor thread) ----------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        self.state.stats.bytes_in += len(data)
+        self.feed(data)
+
+    def feed(self, data: bytes) -> None:
+        """What the peer sent (over HTTP/2: a stream's DATA, already counted by its connection)."""
         if self._closed:
             return
         if not self._accepted:
@@ -144,7 +149,6 @@ class WebSocketSession(ConnectionControl):
             if len(self._early) > MAX_EARLY_BYTES:
                 self._pause_reading()
             return
-        self.state.stats.bytes_in += len(data)
         if self._failed:
             return
         if self._turn_due:
@@ -314,7 +318,7 @@ class WebSocketSession(ConnectionControl):
         early, self._early = self._early, b""
         self._resume_reading()
         if early:
-            self.data_received(early)
+            self.feed(early)
         if self.state.closing:
             self._server_close(CLOSE_SERVICE_RESTART, "server shutting down")  # accepted during shutdown
 

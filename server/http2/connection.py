@@ -46,7 +46,7 @@ from treadle.server.http1.writer import error_body, is_event_stream
 from treadle.server.http2.budget import Budget
 from treadle.server.http2.engine import MAX_WINDOW, StreamRefused, new_engine
 from treadle.server.http2.frames import FrameGuard, HeaderBlockTooLarge
-from treadle.server.http2.stream import HIGH_WATER, Stream
+from treadle.server.http2.stream import HIGH_WATER, Stream, TunnelStream
 from treadle.server.observe import request_id
 from treadle.server.observe.access import log_request
 from treadle.server.observe.logging import error_logger
@@ -84,11 +84,13 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         self.state = state
         self.app = app  # starts the exchange for each stream (a runner: server/apps/appset.py)
         self.loop = loop
+        # Extended CONNECT (RFC 8441), with WebSockets on: server/http2/websocket.py's connect.
+        self.websocket = state.websocket_connect
         self.engine = new_engine(
             config.h2_max_concurrent_streams,
             config.h2_stream_window,
             config.limit_request_head_size,
-            websockets=False,
+            websockets=self.websocket is not None,
         )
         # --request-id-header: the response field that echoes the id (server/observe/request_id.py)
         self.request_id_field = request_id.field_name(config) if config.request_id_header else b""
@@ -263,7 +265,7 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
             # After our final GOAWAY (RFC 9113 6.8): not processed; the client may retry it elsewhere.
             self.engine.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
-        method = path = authority = b""
+        method = path = authority = protocol = b""
         fields = []
         te_trailers = expect_100 = False
         content_length = None
@@ -275,6 +277,8 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
                     path = value
                 elif name == b":authority":
                     authority = value
+                elif name == b":protocol":
+                    protocol = value  # RFC 8441 4: extended CONNECT
                 continue
             if name == b"te":
                 te_trailers = b"trailers" in value.lower()
@@ -286,7 +290,10 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         # RFC 9113 8.3.1: :authority is what HTTP/1.1 puts in Host; an app looks for host.
         if authority and not any(name == b"host" for name, _ in fields):
             fields.insert(0, (b"host", authority))
-        stream = Stream(stream_id, self, method, path, self.loop.time())
+        # RFC 8441: an extended CONNECT for a WebSocket (h2 lets :protocol through only when
+        # we announced SETTINGS_ENABLE_CONNECT_PROTOCOL, only with WebSockets on).
+        tunnel = method == b"CONNECT" and protocol == b"websocket" and self.websocket is not None
+        stream = (TunnelStream if tunnel else Stream)(stream_id, self, method, path, self.loop.time())
         stream.te_trailers = te_trailers
         stream.expect_100 = expect_100
         self.streams[stream_id] = stream
@@ -295,12 +302,15 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         limit = config.h2_max_requests
         if limit is not None and self._served >= limit or stream_id >= LAST_STREAM_ID - 2:
             self.shutdown()  # the last one this connection carries: a GOAWAY, then it closes
-        if method == b"CONNECT":
+        if method == b"CONNECT" and not tunnel:
             self.reject(stream, 501)  # RFC 9110 9.3.6: we are an origin server, not a tunnel
             return
         concurrency = config.limit_concurrency
         if concurrency is not None and self.state.active_requests >= concurrency:
             self.reject(stream, 503)
+            return
+        if tunnel:
+            self.websocket(self, stream, fields)  # server/http2/websocket.py
             return
         body_limit = config.limit_request_body_size
         if body_limit is not None and content_length is not None and content_length > body_limit:
@@ -347,7 +357,7 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         data = event.data
         stream.body_received += len(data)
         limit = self.config.limit_request_body_size
-        if limit is not None and stream.body_received > limit:
+        if limit is not None and stream.body_received > limit and not stream.tunnel:
             self.engine.acknowledge_received_data(received, event.stream_id)
             stream.exchange.disconnect()
             if stream.head is not None or not stream.status:  # nothing of a response has gone yet
