@@ -115,6 +115,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # The file setup() made holds a reference on the socket, and close() leaves a socket
+        # with references open: closed now, not when collected (PyPy collects late).
+        self.rfile.close()
         self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self.timeout))
 
     def do_GET(self) -> None:
