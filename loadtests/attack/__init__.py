@@ -13,9 +13,9 @@ whole run ends by itself; ``--quick`` runs each small (the smoke test's mode).
     python -m loadtests.attack --list
 
 Modules: ``http_attacks`` (HTTP/1.1), ``fd_flood``, ``ws_attacks`` (WebSocket), ``h2_attacks``
-(HTTP/2),
-``stats_attack`` (the --stats-port endpoint), ``faults`` (apps that fail), ``processes``
-(--workers 2 under wrk: SIGKILL, SIGHUP, SIGTERM), ``soak`` (a mixed million requests);
+(HTTP/2), ``stats_attack`` (the --stats-port endpoint), ``faults`` (apps that fail),
+``processes`` (--workers 2 under wrk: SIGKILL, SIGHUP, SIGTERM), ``soak`` (a mixed million
+requests);
 ``clients`` (the attackers' tools), ``target`` (the server, its measures, the control
 client), ``run`` and ``report`` (running an attack, the table).
 """
