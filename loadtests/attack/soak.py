@@ -164,8 +164,9 @@ def soak(target: Target, quick: bool, requests: int | None = None) -> Outcome:
         did += f" (after each tenth of the run: {_series(samples, wanted)})"
     if side.failures:
         did += f"; {len(side.failures)} side sessions failed, first: {side.failures[0]}"
+    mixed = side.sessions > 0 and side.vanished > 0 and abs(non_2xx - expected_errors) <= len(samples) * 5
     held = (growth is None or growth < GROWTH_ALLOWED_KIB) and fds_flat and errors == 0 and not side.failures \
-        and abs(non_2xx - expected_errors) <= len(samples) * 5
+        and mixed
     return Outcome(32, did, held)
 
 
