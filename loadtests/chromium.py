@@ -51,9 +51,11 @@ def find_chromium() -> str | None:
 
 
 class Browser:
-    def __init__(self, binary: str, profile: Path, width: int = 1280, height: int = 1000) -> None:
+    def __init__(
+        self, binary: str, profile: Path, width: int = 1280, height: int = 1000, flags: tuple[str, ...] = ()
+    ) -> None:
         self.proc = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
+            [binary, *FLAGS, *flags, f"--user-data-dir={profile}", "--remote-debugging-port=0",
              f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

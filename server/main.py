@@ -29,7 +29,6 @@ from treadle.server.asgi.lifespan import Lifespan
 from treadle.server.config import Config
 from treadle.server.config.envfile import EnvFileError
 from treadle.server.http1.connection import Http1Connection
-from treadle.server.http1.ws_select import websocket_upgrader
 from treadle.server.http2.connection import Http2Connection
 from treadle.server.http2.upgrade import upgrade as h2c_upgrade
 from treadle.server.negotiate import Negotiator
@@ -38,6 +37,7 @@ from treadle.server.observe.observer import Observer
 from treadle.server.process.sockets import bind_sockets, describe, remove_unix_socket
 from treadle.server.state import ServerState
 from treadle.server.tls import TLSConfigError, server_certificate, server_ssl_context, tls_protocol_factory
+from treadle.server.ws_select import websocket_entries
 
 LEFTOVER_TASKS_TIMEOUT = 5.0  # for tasks to finish once cancelled (phases 4 and 6)
 
@@ -116,9 +116,10 @@ class Server:
         self.state = ServerState(config)
         self.state.server_cert = server_certificate(config.ssl_certfile)
         upgrades = self.state.upgrades
-        take_websocket = websocket_upgrader(config.ws)
-        if take_websocket is not None:
-            upgrades[b"websocket"] = take_websocket
+        websockets = websocket_entries(config.ws)
+        if websockets is not None:
+            upgrades[b"websocket"] = websockets.upgrade
+            self.state.websocket_connect = websockets.connect
         if config.http2:
             upgrades[b"h2c"] = h2c_upgrade
         try:

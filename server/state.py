@@ -30,9 +30,12 @@ class ServerState:
         self.total_requests = 0
         self.stats = ServerStats()  # counters fed by the connections, read by --stats-port
         # What takes an HTTP/1.1 request asking to Upgrade over, by protocol token: b"websocket"
-        # (server/http1/ws_select.py), b"h2c" (server/http2/upgrade.py). Set by the server; an
+        # (server/ws_select.py), b"h2c" (server/http2/upgrade.py). Set by the server; an
         # upgrade to anything else is served as a plain request.
         self.upgrades: dict[bytes, Any] = {}
+        # What takes an HTTP/2 extended CONNECT for a WebSocket over (server/http2/websocket.py);
+        # None with WebSockets off.
+        self.websocket_connect: Any = None
         self.server_cert: str | None = None  # PEM, for the ASGI TLS extension (server/tls.py)
         self._server_line = b"server: treadle\r\n" if config.server_header else b""
         self._extra_lines = b"".join(n + b": " + v + b"\r\n" for n, v in config.encoded_headers())

@@ -38,6 +38,17 @@ class Response:
         return None
 
 
+class _ClientConnection(h2.connection.H2Connection):
+    """h2 as a client that goes on with its streams after a graceful GOAWAY, as RFC 9113 6.8
+    says it may: h2 closes its state machine to every later frame (python-hyper/h2 issue 1199)."""
+
+    def _receive_goaway_frame(self, frame: Any) -> Any:
+        result = super()._receive_goaway_frame(frame)
+        if frame.error_code == 0:
+            self.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+        return result
+
+
 class H2Client:
     def __init__(
         self,
@@ -56,7 +67,7 @@ class H2Client:
         self.timeout = timeout
         self.auto_window = auto_window  # give back window for body as it is read
         config = h2.config.H2Configuration(client_side=True, header_encoding=None)
-        self.conn = h2.connection.H2Connection(config=config)
+        self.conn = _ClientConnection(config=config)
         if settings:
             self.conn.local_settings = h2.settings.Settings(client=True, initial_values=settings)
         self.conn.initiate_connection()
@@ -204,6 +215,7 @@ class RawH2:
         self.encoder = Encoder()
         self.buffer = b""
         self.next_stream = 1
+        self.closed = False  # the server closed the connection (seen by ``frames``)
         self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SettingsFrame(0).serialize())
 
     def close(self) -> None:
@@ -261,5 +273,72 @@ class RawH2:
             except ConnectionError:
                 data = b""
             if not data:
+                self.closed = True
                 return seen
             self.buffer += data
+
+
+class H2WebSocket:
+    """A WebSocket over HTTP/2 (RFC 8441) on an ``H2Client``: an extended CONNECT, then wsproto's
+    frames (a frames-only ``Connection``) in the stream's DATA frames."""
+
+    def __init__(
+        self,
+        client: H2Client,
+        path: str = "/",
+        headers: list[tuple[str, str]] | None = None,
+        deflate: bool = False,
+    ) -> None:
+        from wsproto import ConnectionType
+        from wsproto.connection import Connection
+        from wsproto.extensions import PerMessageDeflate
+
+        self.client = client
+        client.events_until(lambda: client.conn.remote_settings.enable_connect_protocol == 1)
+        fields = [(":protocol", "websocket"), ("sec-websocket-version", "13")]
+        if deflate:
+            self._deflate = PerMessageDeflate()
+            fields.append(("sec-websocket-extensions", f"{self._deflate.name}; {self._deflate.offer()}"))
+        else:
+            self._deflate = None
+        fields += headers or []
+        self.stream_id = client.request(path, method="CONNECT", headers=fields, end=False)
+        self.response = client.responses[self.stream_id]
+        self._connection = Connection
+        self._client_type = ConnectionType.CLIENT
+        self.ws: Any = None
+        self._taken = 0  # bytes of the response body already given to wsproto
+
+    def handshake(self, timeout: float | None = None) -> Response:
+        """The server's answer to the CONNECT (its HEADERS; a denial's body too, if it ended)."""
+        response = self.response
+        self.client.events_until(
+            lambda: response.status is not None or response.reset_code is not None or response.ended, timeout
+        )
+        if response.status == 200:
+            extensions = []
+            agreed = response.header(b"sec-websocket-extensions")
+            if agreed is not None and self._deflate is not None:
+                self._deflate.finalize(agreed.decode())
+                extensions = [self._deflate]
+            self.ws = self._connection(self._client_type, extensions=extensions)
+        return response
+
+    def send(self, event: Any) -> None:
+        self.client.conn.send_data(self.stream_id, self.ws.send(event))
+        self.client.flush()
+
+    def events(self, done: Callable[[list[Any]], bool], timeout: float | None = None) -> list[Any]:
+        """wsproto's events from what the server sent, until ``done(events)``."""
+        seen: list[Any] = []
+
+        def ready() -> bool:
+            body = self.response.body
+            if len(body) > self._taken:
+                self.ws.receive_data(body[self._taken :])
+                self._taken = len(body)
+                seen.extend(self.ws.events())
+            return done(seen) or self.response.ended or self.response.reset_code is not None
+
+        self.client.events_until(ready, timeout)
+        return seen

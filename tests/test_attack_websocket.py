@@ -18,7 +18,7 @@ from ws_helpers import Events, RawPeer, echo_app, ws_url
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.extensions import PerMessageDeflate
 
-from treadle.server.http1.websocket import CLOSE_TIMEOUT
+from treadle.server.ws_session import CLOSE_TIMEOUT
 
 try:
     import tracemalloc

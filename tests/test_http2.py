@@ -362,3 +362,14 @@ def test_the_request_id_and_the_stats_on_http2(serve_once, caplog):
     assert (snapshot["responses_total"], snapshot["responses_http2"]) == (3, 2)
     lines = [r.getMessage() for r in caplog.records if r.name == "treadle.access"]
     assert sum('HTTP/2" 200' in line for line in lines) == 2 and sum('HTTP/1.1" 200' in line for line in lines) == 1
+
+
+@pytest.mark.parametrize("policy, status", [("strict", 400), ("lenient", 200)])
+def test_the_path_policy_holds_on_http2_streams(serve_once, policy, status):
+    """As on HTTP/1.1 (tests/test_path_policy.py): a path climbing above the root is refused on
+    its stream alone, unless --path-policy lenient; the connection serves on."""
+    srv = serve_once(echo, path_policy=policy)
+    with H2Client(srv.port) as client:
+        refused = client.request("/a/%2e%2e/%2e%2e/etc/passwd")
+        assert client.response(refused).status == status
+        assert client.response(client.request("/fine")).status == 200

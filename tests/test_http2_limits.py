@@ -6,6 +6,9 @@ The attackers are raw frame writers (tests/h2_helpers.py ``RawH2``) or h2 in the
 
 from __future__ import annotations
 
+import threading
+import time
+
 import h2.connection
 import pytest
 from conftest import Gate, text_app, wait_until
@@ -190,3 +193,68 @@ def test_a_client_that_does_not_read_stops_being_read(serve_once):
         buffered = connection.transport.get_write_buffer_size()
         assert buffered < 4 * 1024 * 1024
         assert not connection.transport.is_reading()
+
+
+def _streaming_app(size: int, done: threading.Event):
+    """Answers ``size`` bytes in 16 KiB sends; ``done`` is set when the app ends, however."""
+
+    async def app(scope, receive, send):
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for _ in range(size // 16384):
+                await send({"type": "http.response.body", "body": b"x" * 16384, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            done.set()
+
+    return app
+
+
+def test_a_client_that_grants_no_window_is_dropped_at_the_send_deadline(serve_once):
+    """RFC 9113 6.9 lets a receiver hold a window at zero as long as it likes; the server does
+    not hold the stream, its app and its buffers as long: a client that takes nothing for
+    --timeout-send is dropped, and its PINGs (answered, and read) do not count as taking."""
+    done = threading.Event()
+    srv = serve_once(_streaming_app(1024 * 1024, done), timeout_send=1)
+    with RawH2(srv.port) as raw:
+        raw.send(SettingsFrame(0, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 0}))
+        started = time.monotonic()
+        raw.headers("/")
+        seen = []
+        while not raw.closed and time.monotonic() - started < 5:
+            try:
+                raw.send(PingFrame(0, b"stillhre"))
+            except OSError:
+                break  # dropped
+            seen += raw.frames(lambda f: isinstance(f, PingFrame) and "ACK" in f.flags, timeout=5)
+            time.sleep(0.2)  # a client pinging five times a second, reading every answer
+        elapsed = time.monotonic() - started
+    assert raw.closed, "the stalled client was never dropped"
+    assert 1 <= elapsed < 4, elapsed
+    assert any(isinstance(f, HeadersFrame) for f in seen)
+    assert not any(isinstance(f, DataFrame) and f.data for f in seen)
+    assert done.wait(5), "the app was not told its client is gone"
+    _served(srv)
+
+
+def test_a_client_granting_window_slowly_is_served_to_the_end(serve_once):
+    """The deadline is an idle clock: a client that takes a little every half second, with
+    --timeout-send 1, gets its whole response."""
+    done = threading.Event()
+    size = 96 * 1024
+    srv = serve_once(_streaming_app(size, done), timeout_send=1)
+    with RawH2(srv.port) as raw:
+        raw.send(SettingsFrame(0, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 0}))
+        stream = raw.headers("/")
+        received = 0
+        deadline = time.monotonic() + 10
+        while received < size and time.monotonic() < deadline:
+            raw.send(WindowUpdateFrame(stream, window_increment=16384), WindowUpdateFrame(0, window_increment=16384))
+            frames = raw.frames(lambda f: isinstance(f, DataFrame) and f.data, timeout=5)
+            received += sum(len(f.data) for f in frames if isinstance(f, DataFrame))
+            time.sleep(0.5)
+        raw.send(WindowUpdateFrame(stream, window_increment=16384))
+        end = raw.frames(lambda f: "END_STREAM" in f.flags, timeout=5)
+        received += sum(len(f.data) for f in end if isinstance(f, DataFrame))
+    assert received == size
+    assert done.wait(5)

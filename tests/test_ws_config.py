@@ -9,7 +9,8 @@ import pytest
 from treadle.server import Config
 from treadle.server.cli import build_parser, config_from_args
 from treadle.server.http1.websocket import upgrade
-from treadle.server.http1.ws_select import websocket_upgrader
+from treadle.server.http2.websocket import connect
+from treadle.server.ws_select import websocket_entries
 
 
 def test_defaults_match_uvicorn():
@@ -37,12 +38,12 @@ def test_unknown_mode_is_refused():
 
 
 def test_modes_with_and_without_wsproto(monkeypatch, caplog):
-    assert websocket_upgrader("auto") is upgrade
-    assert websocket_upgrader("wsproto") is upgrade
-    assert websocket_upgrader("none") is None
+    assert websocket_entries("auto") == (upgrade, connect)
+    assert websocket_entries("wsproto") == (upgrade, connect)
+    assert websocket_entries("none") is None
     monkeypatch.setitem(sys.modules, "wsproto", None)  # as if not installed
     with caplog.at_level("INFO", logger="treadle.error"):
-        assert websocket_upgrader("auto") is None
+        assert websocket_entries("auto") is None
     assert "pip install 'treadle[websockets]'" in caplog.text
     with pytest.raises(ImportError, match="pip install"):
-        websocket_upgrader("wsproto")
+        websocket_entries("wsproto")

@@ -17,7 +17,8 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from wsproto.extensions import PerMessageDeflate
 
 from treadle.reactor.transports import MAX_RECV
-from treadle.server.http1.websocket import MAX_QUEUED_BYTES, WSProtocol
+from treadle.server.http1.websocket import WSProtocol
+from treadle.server.ws_session import MAX_QUEUED_BYTES
 
 
 def masked_frame(first_byte: int, payload: bytes) -> bytes:

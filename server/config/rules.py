@@ -1,7 +1,7 @@
 """What option values may be: the modes each option takes, and the pure rules about them that
 other parts share.
 
-They live here, not in the modules that act on them (``http1/ws_select.py``, ``apps/mount.py``,
+They live here, not in the modules that act on them (``ws_select.py``, ``apps/mount.py``,
 ``apps/cors_policy.py``...), so that config imports nothing of the server: it stays a leaf
 every other part may import without a circle, and an invalid option is refused when the
 options are read, before anything starts.

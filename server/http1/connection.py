@@ -37,10 +37,7 @@ from treadle.server.http1.parsers import new_parser, parser_limits
 from treadle.server.http1.responding import MAX_BUFFERED_BODY, Responder
 from treadle.server.http1.states import Deadline, State
 from treadle.server.http1.timers import ConnectionControl
-from treadle.server.http1.writer import (
-    ResponseWriter,
-    is_event_stream,
-)
+from treadle.server.http1.writer import ResponseWriter, is_event_stream
 from treadle.server.observe import request_id
 from treadle.server.observe.logging import error_logger
 from treadle.server.state import ServerState

@@ -7,11 +7,11 @@ end or reset them. A request head becomes a scope (server/asgi/scope.py) and an 
 (``runner.start``), exactly as on HTTP/1.1; the stream (server/http2/stream.py) is the
 ``Channel`` it answers through.
 
-Writing: streams queue body bytes; ``_pump`` sends them as DATA frames, a frame per stream
-per turn, within each stream's window and the connection's, while the transport takes them.
 Request bodies are credited back only as apps take them; the connection's own window is
 made as large as every stream's together (``max streams × stream window``), so a slow app
-holds back its own stream and never the others.
+holds back its own stream and never the others. Writing — streams' bytes framed within the
+flow-control windows, fairly, and the send deadline — is the class's other half:
+server/http2/sending.py.
 
 Defences (docs/http2.md): a stream over the concurrent limit is refused alone
 (REFUSED_STREAM); header blocks are bounded however they are split; resets the client sends
@@ -42,26 +42,22 @@ from treadle.reactor import Reactor
 from treadle.server.asgi.scope import http_scope
 from treadle.server.config import Config
 from treadle.server.http1.timers import ConnectionControl
-from treadle.server.http1.writer import error_body, is_event_stream
+from treadle.server.http1.writer import is_event_stream
 from treadle.server.http2.budget import Budget
 from treadle.server.http2.engine import MAX_WINDOW, StreamRefused, new_engine
 from treadle.server.http2.frames import FrameGuard, HeaderBlockTooLarge
-from treadle.server.http2.stream import HIGH_WATER, Stream
+from treadle.server.http2.sending import TRANSPORT_HIGH_WATER, TRANSPORT_LOW_WATER, Sender
+from treadle.server.http2.stream import Stream, TunnelStream
 from treadle.server.observe import request_id
-from treadle.server.observe.access import log_request
 from treadle.server.observe.logging import error_logger
 from treadle.server.state import ServerState
 from treadle.server.target import InvalidPath
 from treadle.server.tls import tls_extension
 
-TRANSPORT_HIGH_WATER = 64 * 1024
-TRANSPORT_LOW_WATER = 16 * 1024
 BUDGET_PERIOD = 10.0  # seconds over which --h2-max-resets and --h2-max-control-frames are counted
 GOAWAY_ROUND_TRIP = 1.0  # at most this long for the PING after the first GOAWAY to come back
 LAST_STREAM_ID = 2**31 - 1
 _SHUTDOWN_PING = b"treadle\x00"
-
-_REQUEST_PSEUDO = (b":method", b":path", b":authority", b":scheme", b":protocol")
 
 
 class Deadline(IntEnum):
@@ -70,26 +66,31 @@ class Deadline(IntEnum):
     NONE = 0
     IDLE = 1  # no stream open: --timeout-keep-alive
     GOAWAY_ROUND_TRIP = 2  # the first GOAWAY's PING has not come back
+    SEND = 3  # response bytes wait for the client, who has taken none of them (--timeout-send)
 
 
-_NO_DEADLINE, _IDLE, _ROUND_TRIP = Deadline
+_NO_DEADLINE, _IDLE, _ROUND_TRIP, _SEND_DUE = Deadline
 
 
-class Http2Connection(ConnectionControl, asyncio.Protocol):
+class Http2Connection(Sender, ConnectionControl, asyncio.Protocol):
+    SEND_DEADLINE = _SEND_DUE
+
     def __init__(self, config: Config, state: ServerState, app: Any, loop: Reactor) -> None:
         self.config = config
         self.state = state
         self.app = app  # starts the exchange for each stream (a runner: server/apps/appset.py)
         self.loop = loop
+        # Extended CONNECT (RFC 8441), with WebSockets on: server/http2/websocket.py's connect.
+        self.websocket = state.websocket_connect
         self.engine = new_engine(
             config.h2_max_concurrent_streams,
             config.h2_stream_window,
             config.limit_request_head_size,
-            websockets=False,
+            websockets=self.websocket is not None,
         )
         # --request-id-header: the response field that echoes the id (server/observe/request_id.py)
         self.request_id_field = request_id.field_name(config) if config.request_id_header else b""
-        self.guard = FrameGuard(config.limit_request_head_size, self._control_frame, self._client_reset)
+        self.guard = FrameGuard(config.limit_request_head_size, self._control_frame, self._charge_reset)
         self.resets = Budget(config.h2_max_resets, BUDGET_PERIOD, loop.time)
         self.control_frames = Budget(config.h2_max_control_frames, BUDGET_PERIOD, loop.time)
         self.transport: Any = None
@@ -108,6 +109,8 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         self._receiving = False  # in data_received: its frames are written when it ends
         self._flush_scheduled = False
         self._unflushed = 0  # body bytes framed since the last write to the transport
+        self._data_out = 0  # body bytes framed since the start: the client's window let them go
+        self._window_blocked = False  # a stream has body to send and no window to send it in
 
     # -- asyncio.Protocol callbacks ------------------------------------------------------------
 
@@ -199,6 +202,7 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         # floods PINGs or SETTINGS without reading their ACKs cannot grow our buffer.
         self.write_paused = True
         self.transport.pause_reading()
+        self._watch_stall()
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -257,7 +261,7 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
             # After our final GOAWAY (RFC 9113 6.8): not processed; the client may retry it elsewhere.
             self.engine.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
-        method = path = authority = b""
+        method = path = authority = protocol = b""
         fields = []
         te_trailers = expect_100 = False
         content_length = None
@@ -269,6 +273,8 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
                     path = value
                 elif name == b":authority":
                     authority = value
+                elif name == b":protocol":
+                    protocol = value  # RFC 8441 4: extended CONNECT
                 continue
             if name == b"te":
                 te_trailers = b"trailers" in value.lower()
@@ -280,7 +286,10 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         # RFC 9113 8.3.1: :authority is what HTTP/1.1 puts in Host; an app looks for host.
         if authority and not any(name == b"host" for name, _ in fields):
             fields.insert(0, (b"host", authority))
-        stream = Stream(stream_id, self, method, path, self.loop.time())
+        # RFC 8441: an extended CONNECT for a WebSocket (h2 lets :protocol through only when
+        # we announced SETTINGS_ENABLE_CONNECT_PROTOCOL, only with WebSockets on).
+        tunnel = method == b"CONNECT" and protocol == b"websocket" and self.websocket is not None
+        stream = (TunnelStream if tunnel else Stream)(stream_id, self, method, path, self.loop.time())
         stream.te_trailers = te_trailers
         stream.expect_100 = expect_100
         self.streams[stream_id] = stream
@@ -289,12 +298,15 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         limit = config.h2_max_requests
         if limit is not None and self._served >= limit or stream_id >= LAST_STREAM_ID - 2:
             self.shutdown()  # the last one this connection carries: a GOAWAY, then it closes
-        if method == b"CONNECT":
+        if method == b"CONNECT" and not tunnel:
             self.reject(stream, 501)  # RFC 9110 9.3.6: we are an origin server, not a tunnel
             return
         concurrency = config.limit_concurrency
         if concurrency is not None and self.state.active_requests >= concurrency:
             self.reject(stream, 503)
+            return
+        if tunnel:
+            self.websocket(self, stream, fields)  # server/http2/websocket.py
             return
         body_limit = config.limit_request_body_size
         if body_limit is not None and content_length is not None and content_length > body_limit:
@@ -341,7 +353,7 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         data = event.data
         stream.body_received += len(data)
         limit = self.config.limit_request_body_size
-        if limit is not None and stream.body_received > limit:
+        if limit is not None and stream.body_received > limit and not stream.tunnel:
             self.engine.acknowledge_received_data(received, event.stream_id)
             stream.exchange.disconnect()
             if stream.head is not None or not stream.status:  # nothing of a response has gone yet
@@ -367,9 +379,6 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
 
     # -- budgets -------------------------------------------------------------------------------
 
-    def _client_reset(self) -> None:
-        self._charge_reset()
-
     def _charge_reset(self) -> None:
         if not self.resets.spend():
             if not self._over_budget:
@@ -384,146 +393,7 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
                 )
             self._over_budget = True
 
-    # -- writing (called by the streams) -------------------------------------------------------
-
-    def send_ready(self, stream: Stream) -> None:
-        """The stream has a head, body bytes, trailers or its end to send."""
-        self._sending[stream.id] = stream
-        self._pump()
-        self._output()
-
-    def _pump(self) -> None:
-        """Send what the streams have queued, a frame each per turn, within the windows."""
-        if self._closed:
-            return
-        try:
-            self._frame_queued()
-        except h2.exceptions.ProtocolError as exc:  # h2 will send no more on this connection
-            error_logger.debug("HTTP/2 connection with %s cannot send: %s", self.client, exc)
-            self._close()
-
-    def _frame_queued(self) -> None:
-        engine = self.engine
-        sending = self._sending
-        while sending and not self.write_paused:
-            progress = False
-            for stream_id, stream in list(sending.items()):
-                if stream.closed:
-                    del sending[stream_id]
-                    continue
-                if stream.head is not None:
-                    head, stream.head = stream.head, None
-                    done = stream.end_after_pending and not stream.pending and not stream.trailers
-                    engine.send_headers(stream_id, head, end_stream=done)
-                    progress = True
-                    if done:
-                        self._complete(stream)
-                        continue
-                if stream.pending:
-                    window = min(engine.local_flow_control_window(stream_id), engine.max_outbound_frame_size)
-                    if window <= 0:
-                        continue  # blocked until a WINDOW_UPDATE
-                    chunk = stream.pending.popleft()
-                    if len(chunk) > window:
-                        stream.pending.appendleft(chunk[window:])
-                        chunk = chunk[:window]
-                    stream.pending_size -= len(chunk)
-                    last = stream.end_after_pending and not stream.pending and stream.trailers is None
-                    engine.send_data(stream_id, chunk, end_stream=last)
-                    self._unflushed += len(chunk)
-                    progress = True
-                    if stream.pending_size <= HIGH_WATER // 2:
-                        stream.wake()
-                    if last:
-                        self._complete(stream)
-                    continue
-                if stream.end_after_pending:
-                    if stream.trailers is not None:
-                        engine.send_headers(stream_id, stream.trailers, end_stream=True)
-                    else:
-                        engine.send_data(stream_id, b"", end_stream=True)
-                    progress = True
-                    self._complete(stream)
-                    continue
-                del sending[stream_id]  # nothing more until the app sends again
-                stream.wake()
-            if self._unflushed >= TRANSPORT_HIGH_WATER:
-                # Bodies go to the transport as they are framed, not at the end of the pass:
-                # its buffer filling up (pause_writing) is what makes the apps' send() wait.
-                self._flush()
-            if not progress:
-                break
-        if not self.write_paused:
-            for stream in sending.values():
-                if stream.pending_size <= HIGH_WATER // 2:
-                    stream.wake()
-
-    def _complete(self, stream: Stream) -> None:
-        """The response's last frame is out."""
-        stream.closed = True
-        self._release(stream)
-        self._sending.pop(stream.id, None)
-        stream.wake()
-        self.log_stream(stream)
-        if not stream.request_ended:
-            # RFC 9113 8.1: the response is complete before the request; ask the client to
-            # stop sending it, without error.
-            self._send_reset(stream.id, ErrorCodes.NO_ERROR)
-        self._forget(stream)
-
-    def _release(self, stream: Stream) -> None:
-        """A stream that will take no more body gives back the connection window its unread
-        body held (h2 credits the connection's window, and not a closed stream's)."""
-        if stream.unacked:
-            self.engine.acknowledge_received_data(stream.unacked, stream.id)
-            stream.unacked = 0
-
-    def credit(self, stream: Stream, size: int) -> None:
-        """The app has taken ``size`` bytes of the stream's body: the client may send more."""
-        self.engine.acknowledge_received_data(size, stream.id)
-        self._output()
-
-    def send_informational(self, stream: Stream, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        self.engine.send_headers(stream.id, [(b":status", b"%d" % status), *headers])
-        self._output()
-
-    def reject(self, stream: Stream, status: int) -> None:
-        """The server's own short answer on one stream (413, 500, 503...); the others go on."""
-        body = error_body(status)
-        fields = [
-            (b":status", b"%d" % status),
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", b"%d" % len(body)),
-            *self.state.default_header_pairs(False, False),
-        ]
-        stream.status = status
-        stream.head = None
-        stream.pending.clear()
-        stream.pending_size = 0
-        self._sending.pop(stream.id, None)
-        if stream.head_request:
-            self.engine.send_headers(stream.id, fields, end_stream=True)
-        else:
-            self.engine.send_headers(stream.id, fields)
-            self.engine.send_data(stream.id, body, end_stream=True)
-            stream.body_bytes = len(body)
-        self._complete(stream)
-        self._output()
-
-    def reset(self, stream: Stream, code: int = ErrorCodes.INTERNAL_ERROR) -> None:
-        """Abandon the stream's response: RST_STREAM (the client sees it cut short)."""
-        if self._closed:
-            return
-        self._stream_gone(stream)
-        self._send_reset(stream.id, code)
-        self._forget(stream)
-        self._output()
-
-    def _send_reset(self, stream_id: int, code: int) -> None:
-        try:
-            self.engine.reset_stream(stream_id, code)
-        except h2.exceptions.StreamClosedError:
-            pass  # closed on the wire already (its END_STREAM came in the same read)
+    # -- the end of a stream ---------------------------------------------------------------------
 
     def exchange_done(self, stream: Stream) -> None:
         """The stream's app has returned."""
@@ -546,53 +416,6 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
                 elif self._timer_kind != _ROUND_TRIP:
                     self._close()  # the final GOAWAY is out and its last stream is done
                 # else: the final GOAWAY comes with the PING's answer (_final_goaway closes)
-
-    def _flush(self) -> None:
-        """Write what h2 has framed. Frames are written together, once per loop pass: at the
-        end of ``data_received`` for what its events made, else from a callback that
-        ``_output`` schedules — so the streams answered in one pass share one ``send``."""
-        self._flush_scheduled = False
-        self._unflushed = 0
-        data = self.engine.data_to_send()
-        if data and not self._closed:
-            self.transport.write(data)
-            self.state.stats.bytes_out += len(data)
-
-    def _output(self) -> None:
-        """h2 has frames to write: they go at the end of this pass (see ``_flush``)."""
-        if not self._receiving and not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-
-    # -- logging -------------------------------------------------------------------------------
-
-    def log_stream(self, stream: Stream) -> None:
-        """A stream's response is over (sent, refused, reset or cut short): count it, log it, once."""
-        if stream.logged:
-            return
-        stream.logged = True
-        now = self.loop.time()
-        seconds = now - stream.started_at
-        stats = self.state.stats
-        stats.response_done(stream.status, seconds, now)
-        stats.responses_http2 += 1
-        exchange = stream.exchange
-        client = exchange.scope["client"] if exchange is not None else self.client  # as a trusted proxy said
-        log_request(
-            self.config,
-            client,
-            stream.method,
-            stream.target,
-            "2",
-            stream.status,
-            stream.body_bytes,
-            seconds,
-            stream.request_headers,
-            stream.request_id,
-        )
-
-    def log_error(self, message: str, *args: Any) -> None:
-        error_logger.error(message, *args)
 
     # -- closing -------------------------------------------------------------------------------
 
@@ -635,8 +458,7 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         self._flush()
         if not self._closed:
             data = frame.serialize()
-            self.transport.write(data)
-            self.state.stats.bytes_out += len(data)
+            self._write(data)
 
     def _go_away(self, code: int) -> None:
         """End the connection now: GOAWAY with ``code``, every stream's app told, closed."""
@@ -650,7 +472,7 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
             self._flush()  # what is framed goes out first: the last response, a GOAWAY
             self._closed = True
             self._drop_timer()
-            self.transport.close()
+            self._close_transport()  # the send deadline bounds how long the client may take it
 
     def force_close(self) -> None:
         self._closed = True
@@ -658,6 +480,17 @@ class Http2Connection(ConnectionControl, asyncio.Protocol):
         self.transport.abort()
 
     def _timer_fired(self, kind: int) -> None:
+        if kind == _SEND_DUE:
+            if not (self._closed or self.write_paused or self._window_blocked):
+                return  # it caught up; the next stall arms the deadline again
+            if self._took_nothing():
+                error_logger.info(
+                    "HTTP/2 client %s took nothing of its responses for %s s: dropping it.",
+                    self.client,
+                    self.config.timeout_send,
+                )
+                self.force_close()
+            return
         if self._closed:
             return
         if kind == _IDLE:

@@ -43,6 +43,8 @@ _DONE = ResponseState.DONE
 class Stream:
     """The state of one request and its response on an HTTP/2 connection (reactor thread)."""
 
+    tunnel = False  # a TunnelStream carries a WebSocket instead
+
     __slots__ = (
         "id",
         "conn",
@@ -254,6 +256,25 @@ class Stream:
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+class TunnelStream(Stream):
+    """A stream whose DATA frames carry a WebSocket (RFC 8441; server/http2/websocket.py): its
+    transport hears when the queue drains or the stream is gone, as a socket's protocol would.
+    The session logs its own handshake; the connection does not log the stream again."""
+
+    __slots__ = ("transport",)
+    tunnel = True
+
+    def __init__(self, stream_id: int, conn: Any, method: bytes, target: bytes, started_at: float) -> None:
+        super().__init__(stream_id, conn, method, target, started_at)
+        self.transport: Any = None  # the StreamTransport, once the session is made
+        self.logged = True
+
+    def wake(self) -> None:
+        super().wake()
+        if self.transport is not None:
+            self.transport.drained()
 
 
 def _read_at(file: Any, offset: int, size: int) -> bytes:

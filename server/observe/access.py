@@ -91,11 +91,18 @@ def log_request(
 
 
 def log_websocket(
-    config: Any, client: tuple[str, int] | None, target: bytes, status: int, scope: dict[str, Any] | None = None
+    config: Any,
+    client: tuple[str, int] | None,
+    target: bytes,
+    status: int,
+    scope: dict[str, Any] | None = None,
+    method: bytes = b"GET",
+    http_version: str = "1.1",
 ) -> None:
     """``127.0.0.1:50000 - "WebSocket /chat" 101`` by default: a handshake's outcome (101, or
-    the HTTP status it was answered with). A template renders it as the GET it was, with
-    the headers and request id of its ``scope`` (None: refused before one was made)."""
+    200 over HTTP/2, or the HTTP status it was answered with). A template renders it as the
+    request it was (a GET, or HTTP/2's CONNECT), with the headers and request id of its
+    ``scope`` (None: refused before one was made)."""
     if not config.access_log or not access_logger.isEnabledFor(_INFO):
         return
     form = config.access_log_format
@@ -103,7 +110,7 @@ def log_websocket(
         _emit(_WEBSOCKET_MESSAGE, (format_client(client), escape(target), status))
         return
     headers, ident = (scope["headers"], scope["state"].get("request_id")) if scope is not None else ((), None)
-    entry = Entry(client, b"GET", target, "1.1", status, 0, None, headers, ident)
+    entry = Entry(client, method, target, http_version, status, 0, None, headers, ident)
     _log_entry(config, form, entry, websocket=True)
 
 

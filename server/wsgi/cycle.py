@@ -162,7 +162,7 @@ class WsgiCycle:
     def reject_busy(self) -> None:
         error_logger.warning("Every WSGI worker is busy and the wait queue is full: answering 503.")
         self.channel.send_error_response(self, 503)
-        self.channel.cycle_done(self)
+        self._done()
 
     # -- runs in the reactor: applying what the worker handed over -------------------------------
 
@@ -253,6 +253,10 @@ class WsgiCycle:
                 self.channel.send_error_response(self, 500)
             elif self.response_state != DONE:
                 self.channel.abort(self)
+        self._done()
+
+    def _done(self) -> None:
+        self.input.release()
         self.channel.cycle_done(self)
 
     def _wake(self) -> None:

@@ -57,6 +57,12 @@ class WsgiInput:
             self._gone = True
             self._wake()
 
+    def release(self) -> None:
+        """The request is over: drop the callback into the cycle. (The cycle holds this input
+        and the callback holds the cycle: without this, the pair — and through the cycle the
+        connection and its buffers — would wait for the garbage collector.)"""
+        self._ask = _nothing
+
     def _wake(self) -> None:
         if self._cond is not None:
             self._cond.notify()
@@ -128,3 +134,7 @@ class WsgiInput:
         data = bytes(buffer[:size])
         del buffer[:size]
         return data
+
+
+def _nothing() -> None:
+    """The callback of a released input: nobody is asked for more body."""

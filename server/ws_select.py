@@ -2,20 +2,26 @@
 
 ``auto`` uses wsproto when it is installed, ``wsproto`` requires it, ``none`` turns
 WebSockets off. Without an implementation, upgrade requests are served as plain HTTP
-requests (RFC 9110 7.8 lets a server ignore ``Upgrade``), as uvicorn does.
+requests (RFC 9110 7.8 lets a server ignore ``Upgrade``), as uvicorn does, and HTTP/2 does
+not announce extended CONNECT (RFC 8441), so clients do not try it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from treadle.server.observe.logging import error_logger
 
-Upgrader = Callable[[Any, Any], bool]  # (the HTTP/1.1 connection, its request head): taken over?
+
+class WebSocketEntries(NamedTuple):
+    """Where a WebSocket handshake is taken over, by protocol."""
+
+    upgrade: Callable[[Any, Any], bool]  # HTTP/1.1: (the connection, its request head) -> taken over?
+    connect: Callable[[Any, Any, Any], None]  # HTTP/2: (the connection, the stream, its fields)
 
 
-def websocket_upgrader(mode: str) -> Upgrader | None:
-    """The function that takes an upgrade request over, or None when WebSockets are off."""
+def websocket_entries(mode: str) -> WebSocketEntries | None:
+    """The functions that take a WebSocket handshake over, or None when WebSockets are off."""
     if mode == "none":
         return None
     try:
@@ -28,5 +34,6 @@ def websocket_upgrader(mode: str) -> Upgrader | None:
                           "upgrade requests are served as plain HTTP.")
         return None
     from treadle.server.http1.websocket import upgrade
+    from treadle.server.http2.websocket import connect
 
-    return upgrade
+    return WebSocketEntries(upgrade, connect)
