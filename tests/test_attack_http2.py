@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 
+import h2.connection
 import pytest
 from conftest import Gate, text_app, wait_until
 from h2.errors import ErrorCodes
@@ -260,6 +261,51 @@ def test_refused_streams_never_reach_the_app_and_are_served_when_retried(serve_o
     finally:
         for raw in raws:
             raw.close()
+
+
+@pytest.mark.xfail(strict=True, reason="provoked resets are charged as h2's events are handled, but the budget "
+                                       "is looked at only after every event of the read: one read starts an app "
+                                       "for each of its streams (docs/reliability.md, 'Not defended')")
+def test_provoked_resets_in_one_read_start_no_more_apps_than_the_budget(serve_once, counting_app):
+    """MadeYouReset in one read: a thousand streams, each ended and then sent DATA (so the
+    server resets it, STREAM_CLOSED, while its app runs on), in a single 27 KB write. The
+    budget runs out at the 21st reset; the streams after it should never reach the app. In
+    the harness at full size (50 connections) this grew the server to 884 MiB."""
+    budget = 20
+    srv = serve_once(counting_app, h2_max_resets=budget)
+    with RawH2(srv.port) as raw:
+        frames = []
+        for _ in range(1000):
+            opened = headers(raw, "/provoked")
+            frames += [opened, DataFrame(opened.stream_id, b"late")]
+        send_all(raw, *frames)
+        assert ended(raw)
+    counting_app.release()
+    # Reached the app: the streams reset before the budget ran out, and the open ones at most.
+    assert len(counting_app.started) <= budget + 100
+
+
+@pytest.mark.xfail(strict=True, reason="the frame guard finds the budget spent mid-read, but h2 is still given "
+                                       "the whole read: every frame in it is processed (docs/reliability.md)")
+def test_frames_past_the_budget_are_not_processed(serve_once, monkeypatch):
+    """A PING flood in one write of 340 KB (20,000 frames) against a budget of 100: the
+    budget ends the connection, but only after h2 has handled (and answered) every PING of
+    the read it ran out in (a read of 64 KiB: 3,855 of them, where 101 would do). This is
+    the work that stalled the loop for seconds with 50 connections flooding in the harness
+    (the control client's p99 during Rapid Reset, PING and SETTINGS floods: 2.6 to 3.1 s)."""
+    handled = [0]
+    receive_ping = h2.connection.H2Connection._receive_ping_frame
+
+    def counting(self, frame):
+        handled[0] += 1
+        return receive_ping(self, frame)
+
+    monkeypatch.setattr(h2.connection.H2Connection, "_receive_ping_frame", counting)
+    srv = serve_once(text_app(), h2_max_control_frames=100)
+    with RawH2(srv.port) as raw:
+        send_all(raw, *[PingFrame(0, b"12345678")] * 20_000)
+        assert ended(raw)
+    assert handled[0] <= 2 * 100
 
 
 @pytest.mark.xfail(strict=True, reason="HTTP/2 has no request-body deadline: a stream whose body never comes "
