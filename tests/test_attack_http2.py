@@ -24,6 +24,7 @@ from hyperframe.frame import (
     HeadersFrame,
     PingFrame,
     RstStreamFrame,
+    SettingsFrame,
     WindowUpdateFrame,
 )
 
@@ -258,6 +259,54 @@ def test_refused_streams_never_reach_the_app_and_are_served_when_retried(serve_o
             retried = [raw.headers("/retried") for _ in refused[raw]]
             assert answered(raw, retried) == set(retried)
         assert counting_app.started.count("/retried") == 3 * limit
+    finally:
+        for raw in raws:
+            raw.close()
+
+
+@pytest.mark.parametrize("how", ["zero window", "socket unread"])
+def test_many_clients_that_take_nothing_are_dropped_at_the_send_deadline(serve_once, how):
+    """Ten clients ask for 32 MiB each and take none of it: with their windows shut
+    (SETTINGS_INITIAL_WINDOW_SIZE 0), or wide open and their sockets never read. Each app
+    waits in send() with little queued; each client is dropped once it has taken nothing for
+    --timeout-send, its app told; a client on another connection is served meanwhile."""
+    chunk, chunks, deadline = 64 * 1024, 512, 0.5
+    sent: list[int] = []
+
+    async def app(scope, receive, send):
+        if scope["path"] == "/control":
+            return await text_app(b"ok")(scope, receive, send)
+        total = 0
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for _ in range(chunks):
+                await send({"type": "http.response.body", "body": b"x" * chunk, "more_body": True})
+                total += chunk
+            await send({"type": "http.response.body", "body": b""})
+        except OSError:  # ClientDisconnected: the client was dropped
+            pass
+        finally:
+            sent.append(total)
+
+    srv = serve_once(app, timeout_send=deadline, timeout_graceful_shutdown=0.5)
+    if how == "zero window":
+        settings = [SettingsFrame(0, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 0})]
+    else:
+        settings = [SettingsFrame(0, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 2**31 - 1}),
+                    WindowUpdateFrame(0, window_increment=2**31 - 1 - 65535)]
+    raws = [RawH2(srv.port) for _ in range(ATTACKERS)]
+    try:
+        for raw in raws:
+            raw.send(*settings)
+            raw.headers("/")
+        started = time.monotonic()
+        assert control_latency(srv.port) < LATENCY
+        wait_until(lambda: len(sent) == ATTACKERS, timeout=10)
+        assert time.monotonic() - started >= deadline
+        assert max(sent) < chunk * chunks  # none finished: all were dropped
+        if how == "zero window":
+            assert max(sent) <= 4 * chunk  # the stream's queue, not the response, is held
+        wait_until(lambda: len(srv.state.connections) == 0, timeout=5)
     finally:
         for raw in raws:
             raw.close()
