@@ -39,6 +39,28 @@ MAX_STREAMS = 100  # --h2-max-concurrent-streams, the default
 HEAD_LIMIT = 16 * 1024  # --limit-request-head-size, the default
 
 
+class FrameBuffer:
+    """What a server sent, taken off as whole frames (RFC 9113 4.1: a 9-byte header, then
+    its payload's length)."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def take(self, until: Callable[[Any], bool], seen: list[Any]) -> bool:
+        """Append the whole frames received to ``seen`` until one satisfies ``until`` (then
+        True, the rest kept for later) or none is whole (False)."""
+        while len(self.data) >= 9:
+            frame, length = Frame.parse_frame_header(memoryview(self.data[:9]))
+            if len(self.data) < 9 + length:
+                break
+            frame.parse_body(memoryview(self.data[9 : 9 + length]))
+            self.data = self.data[9 + length :]
+            seen.append(frame)
+            if until(frame):
+                return True
+        return False
+
+
 @dataclass
 class Ending:
     """How the server ended a connection: its GOAWAY (if any), when, and what came before."""
@@ -57,7 +79,7 @@ class H2Peer:
     def __init__(self, peer: Peer) -> None:
         self.peer = peer
         self.encoder = Encoder()
-        self.buffer = b""
+        self.received = FrameBuffer()
         self.next_stream = 1
         self.closed = False
         self.goaway: GoAwayFrame | None = None  # the last the server sent
@@ -99,17 +121,8 @@ class H2Peer:
         seen: list[Any] = []
         deadline = time.monotonic() + timeout
         while True:
-            while len(self.buffer) >= 9:
-                frame, length = Frame.parse_frame_header(memoryview(self.buffer[:9]))
-                if len(self.buffer) < 9 + length:
-                    break
-                frame.parse_body(memoryview(self.buffer[9 : 9 + length]))
-                self.buffer = self.buffer[9 + length :]
-                seen.append(frame)
-                if isinstance(frame, GoAwayFrame):
-                    self.goaway = frame
-                if until(frame):
-                    return seen
+            if self.received.take(lambda frame: self._note(frame) or until(frame), seen):
+                return seen
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.closed:
                 return seen
@@ -121,7 +134,11 @@ class H2Peer:
                 data = b""
             if not data:
                 self.closed = True
-            self.buffer += data
+            self.received.data += data
+
+    def _note(self, frame: Any) -> None:
+        if isinstance(frame, GoAwayFrame):
+            self.goaway = frame
 
     async def ending(self, timeout: float) -> Ending:
         """Read until the server closes: its GOAWAY, and when it closed."""
