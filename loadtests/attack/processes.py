@@ -100,14 +100,20 @@ def _missing_wrk() -> Outcome | None:
     return None
 
 
-def kill_a_worker(target: Target, quick: bool) -> Outcome:
-    if (skipped := _missing_wrk()) is not None:
-        return skipped
-    seconds = 4 if quick else 15
+def _under_load(target: Target, seconds: int) -> Wrk:
+    """wrk running against both workers, a third of the way into its ``seconds``."""
     wait_for(lambda: _ready(target, 2), 20)
     wrk = Wrk(target, seconds)
     wrk.start()
     time.sleep(seconds / 3)
+    return wrk
+
+
+def kill_a_worker(target: Target, quick: bool) -> Outcome:
+    if (skipped := _missing_wrk()) is not None:
+        return skipped
+    seconds = 4 if quick else 15
+    wrk = _under_load(target, seconds)
     victim = max(_workers(target), key=lambda pid: len(_established(pid, target.port)))  # the busiest
     held_by_victim = _established(victim, target.port)
     control = target.control.process.pid if target.control is not None else None
@@ -139,10 +145,7 @@ def reload_under_load(target: Target, quick: bool) -> Outcome:
     if (skipped := _missing_wrk()) is not None:
         return skipped
     seconds = 5 if quick else 20
-    wait_for(lambda: _ready(target, 2), 20)
-    wrk = Wrk(target, seconds)
-    wrk.start()
-    time.sleep(seconds / 3)
+    wrk = _under_load(target, seconds)
     mark = len(target.log())
     os.kill(target.pid, signal.SIGHUP)
     reloaded = wait_for(lambda: "Reload complete" in target.log()[mark:], 30)
