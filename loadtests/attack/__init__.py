@@ -7,7 +7,7 @@ client's p99, the server's memory and open descriptors before, at the peak of an
 the attack, and what the server did. Every attack has a count and a time limit, so the
 whole run ends by itself; ``--quick`` runs each small (the smoke test's mode).
 
-    python -m loadtests.attack                    # everything, full size (about 20 minutes)
+    python -m loadtests.attack                    # everything, full size (about 12 minutes)
     python -m loadtests.attack --quick            # everything, small (about 2 minutes)
     python -m loadtests.attack --only slowloris --only bomb
     python -m loadtests.attack --list
