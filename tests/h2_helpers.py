@@ -20,6 +20,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from loadtests.attack.h2_attacks import FrameBuffer
+
 
 class Response:
     def __init__(self) -> None:
@@ -213,7 +215,7 @@ class RawH2:
 
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.encoder = Encoder()
-        self.buffer = b""
+        self.received = FrameBuffer()  # what the server sent, not yet taken as frames
         self.next_stream = 1
         self.closed = False  # the server closed the connection (seen by ``frames``)
         self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SettingsFrame(0).serialize())
@@ -248,20 +250,11 @@ class RawH2:
 
     def frames(self, until: Callable[[Any], bool], timeout: float = 5.0) -> list[Any]:
         """Frames from the server until one satisfies ``until`` (included) or it closes."""
-        from hyperframe.frame import Frame
-
-        seen = []
+        seen: list[Any] = []
         deadline = time.monotonic() + timeout
         while True:
-            while len(self.buffer) >= 9:
-                frame, length = Frame.parse_frame_header(memoryview(self.buffer[:9]))
-                if len(self.buffer) < 9 + length:
-                    break
-                frame.parse_body(memoryview(self.buffer[9 : 9 + length]))
-                self.buffer = self.buffer[9 + length :]
-                seen.append(frame)
-                if until(frame):
-                    return seen
+            if self.received.take(until, seen):
+                return seen
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError(f"no such frame within {timeout} s; saw {seen[-10:]}")
@@ -275,7 +268,7 @@ class RawH2:
             if not data:
                 self.closed = True
                 return seen
-            self.buffer += data
+            self.received.data += data
 
 
 class H2WebSocket:

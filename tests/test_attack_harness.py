@@ -4,6 +4,7 @@ are tested one by one in the other tests/test_attack_*.py files."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -45,3 +46,15 @@ def test_it_lists_its_attacks_and_refuses_a_target_off_loopback():
     assert "HTTP/1.1: slowloris heads" in listed.stdout and "soak: a mixed million requests" in listed.stdout
     refused = harness("--url", "http://10.0.0.1:8000", "--only", "slowloris", timeout=60)
     assert refused.returncode != 0 and "loopback only" in refused.stderr
+
+
+def test_the_soak_runs_the_whole_mix(tmp_path):
+    """Every kind of traffic of the soak really ran: wrk's mix (one request in five an app
+    error, the rest 200), WebSocket sessions, clients vanishing; the harness judges the rest."""
+    done = harness("--quick", "--only", "soak", "--soak-requests", "2000", "--logs", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| soak:"))
+    requests, errors, sessions, vanished = (int(n.replace(",", "")) for n in re.findall(
+        r"([\d,]+) HTTP requests .*?([\d,]+) 500s .*?([\d,]+) WebSocket sessions, ([\d,]+) clients vanished", row)[0])
+    assert requests >= 2000 and abs(errors - requests / 5) < 50
+    assert sessions > 0 and vanished > 0

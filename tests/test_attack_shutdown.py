@@ -8,6 +8,7 @@ under wrk's keep-alive load, and SIGTERM under busy keep-alive clients.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -19,6 +20,7 @@ import pytest
 from conftest import RawClient, request, text_app, wait_until
 from prod_support import Proc
 
+from loadtests.attack.processes import WrkReport, _established
 from treadle.server.http1.connection import REQUEST_GRACE
 
 
@@ -86,6 +88,32 @@ def test_a_reload_under_wrk_load_loses_no_request(workers):
     assert re.search(r"\d+ requests in", out), out
     assert "Socket errors" not in out, out
     assert "Non-2xx" not in out, out
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+def test_a_worker_killed_under_wrk_load_costs_only_its_own_connections(workers):
+    """SIGKILL leaves the killed worker's connections to the kernel, which resets them: wrk
+    counts those as socket errors, and only those; it reconnects and the worker left, then its
+    replacement, serve on."""
+    proc, port = workers
+    pids = {int(pid) for pid in re.findall(r"Worker \[(\d+)\] ready", "\n".join(proc.seen))}
+    wrk = subprocess.Popen(["wrk", "-t1", "-c20", "-d3s", "--timeout", "5s", f"http://127.0.0.1:{port}/"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: established(port) >= 20)
+        victim = max(pids, key=lambda pid: len(_established(pid, port)))  # the busiest
+        its_connections = len(_established(victim, port))
+        mark = len(proc.seen)
+        os.kill(victim, signal.SIGKILL)
+        proc.wait_for(r"Worker \[\d+\] ready", after=mark)
+        out, _ = wrk.communicate(timeout=30)
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait()
+    report = WrkReport.parse(out)
+    assert report.requests > 1000, out
+    assert report.socket_errors <= its_connections and report.non_2xx == 0, out
 
 
 def test_sigterm_under_busy_keep_alive_clients_cuts_no_response(workers):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 from urllib.parse import urlsplit
 
-from loadtests.attack import faults, fd_flood, http_attacks, processes, soak, stats_attack, ws_attacks
+from loadtests.attack import faults, fd_flood, h2_attacks, http_attacks, processes, soak, stats_attack, ws_attacks
 from loadtests.attack.report import Attack, flags_used, table
 from loadtests.attack.run import run_all
 
@@ -23,6 +23,7 @@ def all_attacks(soak_requests: int | None = None) -> list[Attack]:
         *http_attacks.ATTACKS,
         *fd_flood.ATTACKS,
         *ws_attacks.ATTACKS,
+        *h2_attacks.ATTACKS,
         *stats_attack.ATTACKS,
         *faults.ATTACKS,
         *processes.ATTACKS,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Iterable, TypeVar
 
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, Request
+from wsproto.events import AcceptConnection, Ping, Request
 from wsproto.extensions import PerMessageDeflate
 
 T = TypeVar("T")
@@ -163,7 +163,8 @@ class WebSocketPeer:
 
     async def events(self, timeout: float) -> list[Any]:
         """The next events to arrive: those of the first read that makes some, or none if
-        nothing comes within ``timeout`` (or the server closed)."""
+        nothing comes within ``timeout`` (or the server closed). The server's pings are
+        answered (its keepalive would otherwise close a session longer than its timeout)."""
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -175,5 +176,8 @@ class WebSocketPeer:
                 return []
             self.conn.receive_data(data or None)
             got = list(self.conn.events())
+            for event in got:
+                if isinstance(event, Ping):  # the server's keepalive: answered, as any client does
+                    self.send(event.response())
             if got or not data:
                 return got

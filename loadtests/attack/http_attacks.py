@@ -1,5 +1,5 @@
 """HTTP/1.1 attacks: slow heads, slow bodies, pipelining floods, slow readers, resets and
-half-closes, oversized and countless headers. (HTTP/2's own attacks: see docs/http2.md.)
+half-closes, oversized and countless headers. (HTTP/2's own: h2_attacks.py.)
 
 Each is an ``async def`` taking the target and whether to run small (``--quick``), and
 returns what the server did, measured from the attacking side.

@@ -32,6 +32,8 @@ class Attack:
     fd_limit: Callable[[bool], int | None] = lambda quick: None  # ulimit -n for the server
     stats: bool = False  # serve --stats-port
     time_limit: float = 120.0  # seconds: the attack is cut off past this
+    # The control client's p99 past this (ms) means the attack cost everybody else: not held.
+    control_p99_limit: float = 1000.0
     needs_url: bool = False  # runs only against a server the harness starts
 
 

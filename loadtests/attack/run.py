@@ -6,6 +6,8 @@ never colour the next one's figures; ``--url`` aims every attack at one server i
 "before" is sampled once the control client has been answered and the server has settled;
 "peak" is the largest of the samples taken every ``SAMPLE_EVERY`` during the attack;
 "after" once the server's descriptors are back where they were (or ``SETTLE`` has passed).
+An attack during which the control client's p99 passed ``Attack.control_p99_limit`` did not
+hold, whatever it did to the attacker: the defence must spare everybody else.
 """
 
 from __future__ import annotations
@@ -75,6 +77,10 @@ def run_attack(attack: Attack, quick: bool, log_dir: Path, url: tuple[str, int, 
     finally:
         if url is None and target.child is not None and target.child.exited() is None:
             target.stop()
+    p99 = measured.get("p99_ms")
+    if p99 is not None and p99 > attack.control_p99_limit:
+        outcome.did += f"; the control client's p99 was {p99 / 1000:.1f} s"
+        outcome.held = False
     return Row(attack, outcome, measured, before, peak, after, time.monotonic() - started, flags)
 
 
