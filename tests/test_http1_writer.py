@@ -173,10 +173,10 @@ def test_error_responses() -> None:
     writer = ResponseWriter()
     out = writer.error(413, False, b"date: x\r\n")
     assert out == (
-        b"HTTP/1.1 413 Request Entity Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
-        b"content-length: 29\r\nconnection: close\r\ndate: x\r\n\r\n413 Request Entity Too Large\n"
+        b"HTTP/1.1 413 Content Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: 22\r\nconnection: close\r\ndate: x\r\n\r\n413 Content Too Large\n"
     )
-    assert (writer.status, writer.body_bytes, writer.keep_alive) == (413, 29, False)
+    assert (writer.status, writer.body_bytes, writer.keep_alive) == (413, 22, False)
     assert writer.error(503, True, b"").endswith(b"\r\n\r\n")  # HEAD: no body
     assert client_view(writer.error(500, False, b""))[0].status_code == 500
 

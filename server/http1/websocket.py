@@ -11,7 +11,6 @@ HTTP/2.
 from __future__ import annotations
 
 import asyncio
-from http import HTTPStatus
 from typing import Any, Awaitable, Iterable
 
 import h11
@@ -30,6 +29,7 @@ from treadle.server.asgi.scope import websocket_scope
 from treadle.server.asgi.websocket import WebSocketCycle
 from treadle.server.config import Config
 from treadle.server.http1.fastparse import Request as HttpRequest
+from treadle.server.http1.writer import error_body
 from treadle.server.observe.logging import error_logger
 from treadle.server.state import ServerState
 from treadle.server.ws_session import CLOSE_ABNORMAL, WebSocketSession
@@ -133,11 +133,7 @@ class WSProtocol(WebSocketSession, asyncio.Protocol):
 
     def _plain_response(self, status: int, extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
         """A short plain-text HTTP response (bad handshake, 403, 500), then close."""
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = "Error"
-        body = f"{status} {phrase}\n".encode()
+        body = error_body(status)
         headers = [
             *extra,
             (b"content-type", b"text/plain; charset=utf-8"),

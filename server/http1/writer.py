@@ -35,7 +35,17 @@ from typing import Any, Iterable
 from treadle.server.http1.fastparse.grammar import is_digits, is_token
 from treadle.server.observe.request_id import response_field
 
+# Reason phrases as RFC 9110 15 names them, on every Python: before 3.13, HTTPStatus still has
+# RFC 7231's names for these four.
 _REASONS = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+_REASONS.update(
+    {
+        413: b"Content Too Large",
+        414: b"URI Too Long",
+        416: b"Range Not Satisfiable",
+        422: b"Unprocessable Content",
+    }
+)
 _STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason in _REASONS.items()}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
@@ -100,7 +110,7 @@ def informational(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
 
 
 def error_body(status: int) -> bytes:
-    """The body of the server's own short answers: ``413 Request Entity Too Large``."""
+    """The body of the server's own short answers: ``413 Content Too Large``."""
     return b"%d %s\n" % (status, _REASONS.get(status, b"Error"))
 
 
