@@ -312,9 +312,6 @@ def test_many_clients_that_take_nothing_are_dropped_at_the_send_deadline(serve_o
             raw.close()
 
 
-@pytest.mark.xfail(strict=True, reason="provoked resets are charged as h2's events are handled, but the budget "
-                                       "is looked at only after every event of the read: one read starts an app "
-                                       "for each of its streams (docs/reliability.md, 'Not defended')")
 def test_provoked_resets_in_one_read_start_no_more_apps_than_the_budget(serve_once, counting_app):
     """MadeYouReset in one read: a thousand streams, each ended and then sent DATA (so the
     server resets it, STREAM_CLOSED, while its app runs on), in a single 27 KB write. The
@@ -334,8 +331,6 @@ def test_provoked_resets_in_one_read_start_no_more_apps_than_the_budget(serve_on
     assert len(counting_app.started) <= budget + 100
 
 
-@pytest.mark.xfail(strict=True, reason="the frame guard finds the budget spent mid-read, but h2 is still given "
-                                       "the whole read: every frame in it is processed (docs/reliability.md)")
 def test_frames_past_the_budget_are_not_processed(serve_once, monkeypatch):
     """A PING flood in one write of 340 KB (20,000 frames) against a budget of 100: the
     budget ends the connection, but only after h2 has handled (and answered) every PING of
@@ -357,8 +352,6 @@ def test_frames_past_the_budget_are_not_processed(serve_once, monkeypatch):
     assert handled[0] <= 2 * 100
 
 
-@pytest.mark.xfail(strict=True, reason="HTTP/2 has no request-body deadline: a stream whose body never comes "
-                                       "holds its app until the client leaves (docs/reliability.md, 'Not defended')")
 def test_a_stream_whose_body_never_comes_is_ended_at_the_body_deadline(serve_once):
     """On HTTP/1.1, --timeout-request-body answers 408 to a body that stops coming. An HTTP/2
     stream that announces a body and sends none should meet the same deadline (a 408 on the

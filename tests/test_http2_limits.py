@@ -258,3 +258,77 @@ def test_a_client_granting_window_slowly_is_served_to_the_end(serve_once):
         received += sum(len(f.data) for f in end if isinstance(f, DataFrame))
     assert received == size
     assert done.wait(5)
+
+
+def _body_reader(outcome: list):
+    """Reads the whole body, then answers how much came; records ``http.disconnect``."""
+
+    async def app(scope, receive, send):
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                outcome.append("disconnect")
+                return
+            size += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"%d" % size})
+
+    return app
+
+
+def test_a_body_that_stops_coming_is_408_on_its_stream_alone(serve_once):
+    """--timeout-request-body, as on HTTP/1.1: a stream whose body stops coming is answered 408
+    (its app told the client is gone); other streams, and the connection, go on."""
+    outcome: list = []
+    srv = serve_once(_body_reader(outcome), timeout_request_body=0.5)
+    with H2Client(srv.port) as client:
+        stalled = client.request("/upload", method="POST", body=b"first part", end=False)
+        assert client.response(stalled, timeout=5).status == 408
+        wait_until(lambda: outcome == ["disconnect"])
+        assert client.response(client.request("/next", method="POST", body=b"abc")).body == b"3"
+
+
+def test_a_slow_but_steady_body_is_not_cut(serve_once):
+    """The deadline is an idle clock: a body sent a piece every 0.3 s with a 0.5 s deadline
+    arrives whole."""
+    outcome: list = []
+    srv = serve_once(_body_reader(outcome), timeout_request_body=0.5)
+    with H2Client(srv.port) as client:
+        stream = client.request("/upload", method="POST", body=b"x", end=False)
+        for _ in range(5):
+            time.sleep(0.3)  # a slow client: a piece every 0.3 s
+            client.conn.send_data(stream, b"x")
+            client.flush()
+        client.conn.end_stream(stream)
+        client.flush()
+        assert client.response(stream).body == b"6"
+    assert outcome == []
+
+
+def test_a_body_held_back_by_a_slow_app_is_not_the_clients_delay(serve_once):
+    """While the app leaves the body unread, the client has no window to send more: that is no
+    reason for a 408, however long the app takes."""
+    gate = Gate()
+
+    async def app(scope, receive, send):
+        await gate.wait()  # reads nothing for a while
+        size = 0
+        while True:
+            message = await receive()
+            size += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"%d" % size})
+
+    srv = serve_once(app, timeout_request_body=0.3, h2_stream_window=65535)
+    with H2Client(srv.port) as client:
+        body = b"y" * 200_000  # three windows' worth: the client stalls on flow control
+        stream = client.request("/upload", method="POST", body=body)
+        wait_until(lambda: client.events_until(lambda: True) or client.conn.local_flow_control_window(stream) == 0)
+        time.sleep(1.0)  # three deadlines' worth of the app not reading
+        gate.open()
+        assert client.response(stream, timeout=10).body == b"200000"

@@ -111,6 +111,7 @@ class Http2Connection(Sender, ConnectionControl, asyncio.Protocol):
         self._unflushed = 0  # body bytes framed since the last write to the transport
         self._data_out = 0  # body bytes framed since the start: the client's window let them go
         self._window_blocked = False  # a stream has body to send and no window to send it in
+        self._body_timer: asyncio.TimerHandle | None = None  # --timeout-request-body (_check_bodies)
 
     # -- asyncio.Protocol callbacks ------------------------------------------------------------
 
@@ -150,6 +151,9 @@ class Http2Connection(Sender, ConnectionControl, asyncio.Protocol):
             return
         try:
             self.guard.scan(data)
+            if self._over_budget:  # a frame of this read spent a budget: h2 parses none of it
+                self._go_away(ErrorCodes.ENHANCE_YOUR_CALM)
+                return
             events = self.engine.receive_data(data)
         except HeaderBlockTooLarge as exc:
             error_logger.debug("HTTP/2 client %s: %s", self.client, exc)
@@ -161,19 +165,21 @@ class Http2Connection(Sender, ConnectionControl, asyncio.Protocol):
             self._flush()
             self._close()
             return
-        if self._over_budget:
-            self._go_away(ErrorCodes.ENHANCE_YOUR_CALM)
-            return
         self._receiving = True
         try:
             for event in events:
                 self._on_event(event)
                 if self._closed:
                     return
-            self._pump()
+                if self._over_budget:
+                    # Charged by this event (a reset h2 sent for the client's frame): the
+                    # events after it — streams it opened in the same read — start no app.
+                    break
+            else:
+                self._pump()
         finally:
             self._receiving = False
-        if self._over_budget:  # charged by these events (resets h2 sent for the client's frames)
+        if self._over_budget:
             self._go_away(ErrorCodes.ENHANCE_YOUR_CALM)
             return
         self._flush()
@@ -184,6 +190,8 @@ class Http2Connection(Sender, ConnectionControl, asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._closed = True
         self._drop_timer()
+        if self._body_timer is not None:
+            self._body_timer.cancel()
         state = self.state
         state.connections.discard(self)
         for stream in list(self.streams.values()):
@@ -341,6 +349,8 @@ class Http2Connection(Sender, ConnectionControl, asyncio.Protocol):
         if ended:
             stream.request_ended = True
             exchange.end_body()
+        elif self._body_timer is None and config.timeout_request_body:
+            self._body_timer = self.loop.call_later(config.timeout_request_body, self._check_bodies)
         exchange.begin()
 
     def _on_data(self, event: Any) -> None:
@@ -355,16 +365,50 @@ class Http2Connection(Sender, ConnectionControl, asyncio.Protocol):
         limit = self.config.limit_request_body_size
         if limit is not None and stream.body_received > limit and not stream.tunnel:
             self.engine.acknowledge_received_data(received, event.stream_id)
-            stream.exchange.disconnect()
-            if stream.head is not None or not stream.status:  # nothing of a response has gone yet
-                self.reject(stream, 413)
-            else:
-                self.log_stream(stream)
-                self.reset(stream, ErrorCodes.CANCEL)
+            self._fail_body(stream, 413)
             return
+        stream.body_at = self.loop.time()
         stream.expect_100 = False  # the client sent the body without waiting
         stream.unacked += received  # credited back by Stream.want_body once the app has taken it
         stream.exchange.feed_body(data)
+
+    def _fail_body(self, stream: Stream, status: int) -> None:
+        """The stream's body will not be taken (too large, or stalled): its app learns the
+        client is gone; the client gets ``status`` if nothing of a response has gone yet,
+        else RST_STREAM CANCEL (either way the stream's end asks it to stop sending)."""
+        stream.exchange.disconnect()
+        if stream.head is not None or not stream.status:
+            self.reject(stream, status)
+        else:
+            self.log_stream(stream)
+            self.reset(stream, ErrorCodes.CANCEL)
+
+    def _check_bodies(self) -> None:
+        """``--timeout-request-body``, as on HTTP/1.1: a stream whose client has owed body for
+        that long — with window to send it, and asked for it (``Expect: 100-continue``
+        answered) — is answered 408. A stream whose app is behind (its window not given back)
+        is not the client's delay. Runs while any stream still expects body."""
+        self._body_timer = None
+        if self._closed:
+            return
+        timeout = self.config.timeout_request_body
+        now = self.loop.time()
+        next_check = None
+        for stream in list(self.streams.values()):
+            if stream.request_ended or stream.closed or stream.exchange is None or stream.tunnel:
+                continue
+            if stream.unacked or stream.expect_100:
+                due = now + timeout  # not the client's turn: looked at again later
+            elif stream.body_at + timeout <= now:
+                error_logger.debug("HTTP/2 client %s: no body on stream %d for %s s", self.client, stream.id, timeout)
+                self._fail_body(stream, 408)
+                continue
+            else:
+                due = stream.body_at + timeout
+            next_check = due if next_check is None else min(next_check, due)
+        if next_check is not None:
+            self._body_timer = self.loop.call_at(next_check, self._check_bodies)
+        self._output()
 
     def _stream_gone(self, stream: Stream) -> None:
         """The stream was reset: its app learns the client is gone; nothing more is sent."""
@@ -379,19 +423,22 @@ class Http2Connection(Sender, ConnectionControl, asyncio.Protocol):
 
     # -- budgets -------------------------------------------------------------------------------
 
-    def _charge_reset(self) -> None:
+    def _charge_reset(self) -> bool:
+        """A reset the client sent or provoked: False once over the budget (the connection ends)."""
         if not self.resets.spend():
             if not self._over_budget:
                 error_logger.warning("HTTP/2 client %s over the reset budget (--h2-max-resets).", self.client)
             self._over_budget = True
+        return not self._over_budget
 
-    def _control_frame(self) -> None:
+    def _control_frame(self) -> bool:
         if not self.control_frames.spend():
             if not self._over_budget:
                 error_logger.warning(
                     "HTTP/2 client %s over the control-frame budget (--h2-max-control-frames).", self.client
                 )
             self._over_budget = True
+        return not self._over_budget
 
     # -- the end of a stream ---------------------------------------------------------------------
 

@@ -11,7 +11,10 @@ so it costs a few operations per frame:
   held to ``max_block`` bytes, whatever its split into frames;
 - PING, SETTINGS (not their ACKs) and PRIORITY frames, which cost the server work or an
   answer and carry no request, are reported to ``on_control``; RST_STREAM to ``on_reset``
-  (the connection charges them to its budgets: server/http2/budget.py).
+  (the connection charges them to its budgets: server/http2/budget.py). A report answered
+  False spent a budget: the scan stops there, and the connection ends before h2 has parsed
+  a frame of that read — a flood of four thousand PINGs in one read costs one scan, not four
+  thousand answers.
 
 Frame bodies are never looked at: h2 validates everything else.
 """
@@ -19,6 +22,8 @@ Frame bodies are never looked at: h2 validates everything else.
 from __future__ import annotations
 
 from typing import Callable
+
+Report = Callable[[], bool]  # False: the frame spent a budget
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 3.4, before the first frame
 
@@ -35,7 +40,7 @@ class HeaderBlockTooLarge(Exception):
 class FrameGuard:
     __slots__ = ("max_block", "on_control", "on_reset", "_skip", "_head", "_left", "_block")
 
-    def __init__(self, max_block: int, on_control: Callable[[], None], on_reset: Callable[[], None]) -> None:
+    def __init__(self, max_block: int, on_control: Report, on_reset: Report) -> None:
         self.max_block = max_block
         self.on_control = on_control
         self.on_reset = on_reset
@@ -45,8 +50,8 @@ class FrameGuard:
         self._block = -1  # bytes of the header block being received; -1: none open
 
     def scan(self, data: bytes) -> None:
-        """Account for ``data``, the next bytes from the client; HeaderBlockTooLarge if a
-        header block is over the limit."""
+        """Account for ``data``, the next bytes from the client, up to a frame that spends a
+        budget; HeaderBlockTooLarge if a header block is over the limit."""
         pos, end = 0, len(data)
         if self._skip:
             pos = min(self._skip, end)
@@ -71,20 +76,22 @@ class FrameGuard:
                 pos += 9
             length = int.from_bytes(head[:3], "big")
             self._left = length
-            self._frame(head[3], head[4], length)
+            if not self._frame(head[3], head[4], length):
+                return
 
-    def _frame(self, kind: int, flags: int, length: int) -> None:
+    def _frame(self, kind: int, flags: int, length: int) -> bool:
         if kind == _HEADERS or kind == _PUSH_PROMISE:
             self._grow(0, flags, length)
         elif kind == _CONTINUATION:
             self._grow(max(self._block, 0), flags, length)  # one outside a block: h2 refuses it
         elif kind == _RST_STREAM:
-            self.on_reset()
+            return self.on_reset()
         elif kind == _PING or kind == _SETTINGS:
             if not flags & _ACK:
-                self.on_control()
+                return self.on_control()
         elif kind == _PRIORITY:
-            self.on_control()
+            return self.on_control()
+        return True
 
     def _grow(self, block: int, flags: int, length: int) -> None:
         block += length

@@ -59,6 +59,7 @@ class Sender:
 
     def credit(self, stream: Stream, size: int) -> None:
         """The app has taken ``size`` bytes of the stream's body: the client may send more."""
+        stream.body_at = self.loop.time()  # with its window back, the body's clock restarts
         self.engine.acknowledge_received_data(size, stream.id)
         self._output()
 

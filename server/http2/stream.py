@@ -57,6 +57,7 @@ class Stream:
         "expect_100",
         "body_received",
         "unacked",
+        "body_at",
         "request_ended",
         "status",
         "head",
@@ -88,6 +89,7 @@ class Stream:
         self.expect_100 = False
         self.body_received = 0
         self.unacked = 0  # flow-controlled bytes received and not yet credited back
+        self.body_at = started_at  # the client's clock for body (--timeout-request-body) restarts
         self.request_ended = False
         # the response
         self.status = 0
@@ -115,6 +117,7 @@ class Stream:
         conn = self.conn
         if self.expect_100 and cycle.response_state == ResponseState.START:
             self.expect_100 = False
+            self.body_at = conn.loop.time()  # the client's turn for the body begins
             conn.send_informational(self, 100, [])
         if self.unacked and cycle.body_size == 0:
             conn.credit(self, self.unacked)  # the app has taken what was sent: let more come
