@@ -332,3 +332,25 @@ def test_a_body_held_back_by_a_slow_app_is_not_the_clients_delay(serve_once):
         time.sleep(1.0)  # three deadlines' worth of the app not reading
         gate.open()
         assert client.response(stream, timeout=10).body == b"200000"
+
+
+def test_streams_reset_while_their_apps_run_still_count_against_the_limit(serve_once, waiting_app):
+    """MadeYouReset's other half: each provoked reset frees a stream slot on the wire while its
+    app runs on. Those apps count against --h2-max-concurrent-streams: past it, new streams are
+    refused (REFUSED_STREAM), so one connection never has more apps running than it may have
+    streams open."""
+    srv = serve_once(waiting_app, h2_max_concurrent_streams=10, h2_max_resets=1000)
+    with RawH2(srv.port) as raw:
+        for _ in range(30):
+            stream = raw.headers("/provoke")  # with END_STREAM, then DATA: h2 resets it
+            raw.send(DataFrame(stream, b"late"))
+        raw.frames(lambda f: isinstance(f, RstStreamFrame) and f.stream_id == stream)  # the last one's end
+        # (Each is reset on the wire already, by h2, for its DATA: so not refused, but never started.)
+        assert len(waiting_app.seen) == 10
+        # Once the apps are done, the slots are free again.
+        waiting_app.release()
+        wait_until(lambda: srv.state.active_requests == 0)
+        raw.headers("/after")
+        raw.frames(lambda f: isinstance(f, HeadersFrame) and f.stream_id == stream + 2)
+        assert waiting_app.seen[-1] == "/after"
+    waiting_app.release()

@@ -44,6 +44,7 @@ from treadle.server.config import Config
 from treadle.server.http1.timers import ConnectionControl
 from treadle.server.http1.writer import is_event_stream
 from treadle.server.http2.budget import Budget
+from treadle.server.http2.defences import BUDGET_PERIOD, Defences
 from treadle.server.http2.engine import MAX_WINDOW, StreamRefused, new_engine
 from treadle.server.http2.frames import FrameGuard, HeaderBlockTooLarge
 from treadle.server.http2.sending import TRANSPORT_HIGH_WATER, TRANSPORT_LOW_WATER, Sender
@@ -54,7 +55,7 @@ from treadle.server.state import ServerState
 from treadle.server.target import InvalidPath
 from treadle.server.tls import tls_extension
 
-BUDGET_PERIOD = 10.0  # seconds over which --h2-max-resets and --h2-max-control-frames are counted
+PARSE_SLICE = 16 * 1024  # bytes of a read h2 parses before the budgets are looked at again
 GOAWAY_ROUND_TRIP = 1.0  # at most this long for the PING after the first GOAWAY to come back
 LAST_STREAM_ID = 2**31 - 1
 _SHUTDOWN_PING = b"treadle\x00"
@@ -72,7 +73,7 @@ class Deadline(IntEnum):
 _NO_DEADLINE, _IDLE, _ROUND_TRIP, _SEND_DUE = Deadline
 
 
-class Http2Connection(Sender, ConnectionControl, asyncio.Protocol):
+class Http2Connection(Defences, Sender, ConnectionControl, asyncio.Protocol):
     SEND_DEADLINE = _SEND_DUE
 
     def __init__(self, config: Config, state: ServerState, app: Any, loop: Reactor) -> None:
@@ -151,29 +152,23 @@ class Http2Connection(Sender, ConnectionControl, asyncio.Protocol):
             return
         try:
             self.guard.scan(data)
-            if self._over_budget:  # a frame of this read spent a budget: h2 parses none of it
-                self._go_away(ErrorCodes.ENHANCE_YOUR_CALM)
-                return
-            events = self.engine.receive_data(data)
         except HeaderBlockTooLarge as exc:
             error_logger.debug("HTTP/2 client %s: %s", self.client, exc)
             self._go_away(ErrorCodes.ENHANCE_YOUR_CALM)
             return
-        except h2.exceptions.ProtocolError as exc:
-            # h2 has queued a GOAWAY with the error's code: send it, and close.
-            error_logger.debug("HTTP/2 protocol error from %s: %s", self.client, exc)
-            self._flush()
-            self._close()
+        if self._over_budget:  # a frame of this read spent a budget: h2 parses none of it
+            self._go_away(ErrorCodes.ENHANCE_YOUR_CALM)
             return
         self._receiving = True
         try:
-            for event in events:
-                self._on_event(event)
-                if self._closed:
-                    return
+            # h2 parses a read whole before its events can be looked at, and some budgets are
+            # spent by what only h2 sees (a reset it sends for a broken frame: MadeYouReset).
+            # So a large read goes to h2 in slices: past a budget, the rest is never parsed
+            # (a read of 256 KiB can hold thousands of streams' header blocks to decode).
+            for start in range(0, len(data), PARSE_SLICE):
+                if not self._parse(data[start : start + PARSE_SLICE]):
+                    return  # closed
                 if self._over_budget:
-                    # Charged by this event (a reset h2 sent for the client's frame): the
-                    # events after it — streams it opened in the same read — start no app.
                     break
             else:
                 self._pump()
@@ -183,6 +178,27 @@ class Http2Connection(Sender, ConnectionControl, asyncio.Protocol):
             self._go_away(ErrorCodes.ENHANCE_YOUR_CALM)
             return
         self._flush()
+
+    def _parse(self, data: bytes) -> bool:
+        """Hand ``data`` to h2 and act on its events, up to one that spends a budget; False if
+        the connection is closed."""
+        try:
+            events = self.engine.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            # h2 has queued a GOAWAY with the error's code: send it, and close.
+            error_logger.debug("HTTP/2 protocol error from %s: %s", self.client, exc)
+            self._flush()
+            self._close()
+            return False
+        for event in events:
+            self._on_event(event)
+            if self._closed:
+                return False
+            if self._over_budget:
+                # Charged by this event (a reset h2 sent for the client's frame): the events
+                # after it — streams it also opened — start no app.
+                break
+        return True
 
     def eof_received(self) -> bool | None:
         return None  # the client is gone: close (its streams learn of it in connection_lost)
@@ -268,6 +284,15 @@ class Http2Connection(Sender, ConnectionControl, asyncio.Protocol):
         if stream_id > self._last_stream_id:
             # After our final GOAWAY (RFC 9113 6.8): not processed; the client may retry it elsewhere.
             self.engine.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            return
+        if len(self.streams) >= self.config.h2_max_concurrent_streams:
+            # h2 counts the streams open on the wire; a stream reset (by the client, or by h2
+            # for a frame the client broke on purpose: MadeYouReset) is no longer one, but its
+            # app may run on. Those count here: the apps one connection has running stay
+            # within the limit it advertised, and each stream refused past it is charged as a
+            # reset, so a client that keeps trying runs out of budget.
+            self._send_reset(stream_id, ErrorCodes.REFUSED_STREAM)
+            self._charge_reset()
             return
         method = path = authority = protocol = b""
         fields = []
@@ -372,44 +397,6 @@ class Http2Connection(Sender, ConnectionControl, asyncio.Protocol):
         stream.unacked += received  # credited back by Stream.want_body once the app has taken it
         stream.exchange.feed_body(data)
 
-    def _fail_body(self, stream: Stream, status: int) -> None:
-        """The stream's body will not be taken (too large, or stalled): its app learns the
-        client is gone; the client gets ``status`` if nothing of a response has gone yet,
-        else RST_STREAM CANCEL (either way the stream's end asks it to stop sending)."""
-        stream.exchange.disconnect()
-        if stream.head is not None or not stream.status:
-            self.reject(stream, status)
-        else:
-            self.log_stream(stream)
-            self.reset(stream, ErrorCodes.CANCEL)
-
-    def _check_bodies(self) -> None:
-        """``--timeout-request-body``, as on HTTP/1.1: a stream whose client has owed body for
-        that long — with window to send it, and asked for it (``Expect: 100-continue``
-        answered) — is answered 408. A stream whose app is behind (its window not given back)
-        is not the client's delay. Runs while any stream still expects body."""
-        self._body_timer = None
-        if self._closed:
-            return
-        timeout = self.config.timeout_request_body
-        now = self.loop.time()
-        next_check = None
-        for stream in list(self.streams.values()):
-            if stream.request_ended or stream.closed or stream.exchange is None or stream.tunnel:
-                continue
-            if stream.unacked or stream.expect_100:
-                due = now + timeout  # not the client's turn: looked at again later
-            elif stream.body_at + timeout <= now:
-                error_logger.debug("HTTP/2 client %s: no body on stream %d for %s s", self.client, stream.id, timeout)
-                self._fail_body(stream, 408)
-                continue
-            else:
-                due = stream.body_at + timeout
-            next_check = due if next_check is None else min(next_check, due)
-        if next_check is not None:
-            self._body_timer = self.loop.call_at(next_check, self._check_bodies)
-        self._output()
-
     def _stream_gone(self, stream: Stream) -> None:
         """The stream was reset: its app learns the client is gone; nothing more is sent."""
         if not stream.closed:
@@ -420,25 +407,6 @@ class Http2Connection(Sender, ConnectionControl, asyncio.Protocol):
         if stream.exchange is not None:
             stream.exchange.disconnect()
         stream.wake()
-
-    # -- budgets -------------------------------------------------------------------------------
-
-    def _charge_reset(self) -> bool:
-        """A reset the client sent or provoked: False once over the budget (the connection ends)."""
-        if not self.resets.spend():
-            if not self._over_budget:
-                error_logger.warning("HTTP/2 client %s over the reset budget (--h2-max-resets).", self.client)
-            self._over_budget = True
-        return not self._over_budget
-
-    def _control_frame(self) -> bool:
-        if not self.control_frames.spend():
-            if not self._over_budget:
-                error_logger.warning(
-                    "HTTP/2 client %s over the control-frame budget (--h2-max-control-frames).", self.client
-                )
-            self._over_budget = True
-        return not self._over_budget
 
     # -- the end of a stream ---------------------------------------------------------------------
 
