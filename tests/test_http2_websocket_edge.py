@@ -201,6 +201,47 @@ def test_the_client_ending_its_half_before_the_200_gets_no_headless_response(ser
     wait_until(lambda: heard[-1:] == ["ClientDisconnected"])
 
 
+def test_handshakes_refused_or_reset_before_accept_leave_nothing_behind(serve_once):
+    """A wrong version (400), a path outside --root-path (404), over --limit-concurrency
+    (503), and a client resetting the stream while the app has not answered yet."""
+    gate = Gate()
+    heard: list[Any] = []
+
+    async def app(scope, receive, send):
+        heard.append((await receive())["type"])
+        await gate.wait()
+        heard.append((await receive())["type"])  # the reset: a disconnect, at once
+
+    srv = serve_once(app, root_path="/api", root_path_mode="kept", limit_concurrency=1)
+    with H2Client(srv.port) as client:
+        try:
+            pending = H2WebSocket(client, "/api/")  # takes the one slot of --limit-concurrency
+            wait_until(lambda: heard == ["websocket.connect"])
+            assert client.response(H2WebSocket(client, "/api/").stream_id).status == 503
+            client.conn.reset_stream(pending.stream_id, ErrorCodes.CANCEL)
+            client.flush()
+        finally:
+            gate.open()
+        wait_until(lambda: heard == ["websocket.connect", "websocket.disconnect"])
+        wrong = client.request(
+            "/api/", method="CONNECT", headers=[(":protocol", "websocket"), ("sec-websocket-version", "8")], end=False
+        )
+        assert client.response(wrong).status == 400
+        assert client.response(H2WebSocket(client, "/elsewhere").stream_id).status == 404
+        _settled(srv)
+
+
+def test_the_connection_dropping_ends_every_websocket_on_it(serve_once):
+    srv = serve_once(echo)
+    client = H2Client(srv.port)
+    sockets = [H2WebSocket(client, f"/{n}") for n in range(3)]
+    for ws in sockets:
+        assert ws.handshake().status == 200
+    client.close()  # no close frames, no RST_STREAM, no GOAWAY: the TCP connection just goes
+    wait_until(lambda: disconnects == [1006] * 3)
+    _settled(srv, h2_open=0)
+
+
 # -- keepalive ----------------------------------------------------------------------------------
 
 
