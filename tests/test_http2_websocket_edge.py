@@ -118,6 +118,19 @@ def _send_big(client: H2Client, ws: H2WebSocket, event: Any) -> None:
     client.flush()
 
 
+def _slow_requests(gate: Gate, websocket: Any) -> Any:
+    """An app whose requests answer "finished" once ``gate`` opens; WebSockets go to ``websocket``."""
+
+    async def app(scope, receive, send):
+        if scope["type"] == "http":
+            await gate.wait()
+            await text_app(b"finished")(scope, receive, send)
+            return
+        await websocket(scope, receive, send)
+
+    return app
+
+
 def _access_lines(caplog: Any) -> list[str]:
     return [record.getMessage() for record in caplog.records if record.name == "treadle.access"]
 
@@ -334,35 +347,24 @@ def test_an_app_raising_before_accept_gets_a_500_on_its_stream_only(serve_once):
         _settled(srv)
 
 
-def test_an_app_raising_after_accept_closes_1011(serve_once):
+@pytest.mark.parametrize("fault, code", [("raises", 1011), ("returns", 1000)])
+def test_an_app_leaving_an_open_websocket_closes_it(serve_once, fault, code):
+    """After accept, an app that raises closes 1011, one that returns without closing 1000;
+    the client's answer ends the stream at once, not after CLOSE_TIMEOUT."""
+
     async def app(scope, receive, send):
         await receive()
         await send({"type": "websocket.accept"})
-        raise ValueError("after accept")
+        if fault == "raises":
+            raise ValueError("after accept")
 
     srv = serve_once(app)
     with H2Client(srv.port) as client:
         ws = H2WebSocket(client, "/")
         assert ws.handshake().status == 200
-        assert _closes(ws.events(lambda events: bool(_closes(events)))) == [1011]
-        ws.send(CloseConnection(code=1011))
-        client.events_until(lambda: _over(ws))
-        assert ws.response.ended
-        _settled(srv)
-
-
-def test_an_app_returning_without_closing_closes_1000(serve_once):
-    async def app(scope, receive, send):
-        await receive()
-        await send({"type": "websocket.accept"})
-
-    srv = serve_once(app)
-    with H2Client(srv.port) as client:
-        ws = H2WebSocket(client, "/")
-        assert ws.handshake().status == 200
-        assert _closes(ws.events(lambda events: bool(_closes(events)))) == [1000]
-        ws.send(CloseConnection(code=1000))
-        client.events_until(lambda: _over(ws), timeout=2)  # at once, not after CLOSE_TIMEOUT
+        assert _closes(ws.events(lambda events: bool(_closes(events)))) == [code]
+        ws.send(CloseConnection(code=code))
+        client.events_until(lambda: _over(ws), timeout=2)
         assert ws.response.ended
         _settled(srv)
 
@@ -425,20 +427,17 @@ def test_a_client_resetting_mid_denial_stops_the_apps_body(serve_once):
 
 
 async def _flood_or_idle(scope, receive, send):
-    """/flood sends 1 MB as fast as it may; any other WebSocket echoes; requests get "plain"."""
-    if scope["type"] == "http":
-        await text_app(b"plain")(scope, receive, send)
+    """/flood sends 1 MB as fast as it may; anything else is ``echo``'s."""
+    if scope["path"] != "/flood":
+        await echo(scope, receive, send)
         return
     await receive()
     await send({"type": "websocket.accept"})
-    if scope["path"] == "/flood":
-        try:
-            for _ in range(100):
-                await send({"type": "websocket.send", "bytes": b"x" * 10_000})
-        except Exception:
-            disconnects.append(-1)  # the flood was cut off
-        return
-    await _echo_until_disconnect(receive, send)
+    try:
+        for _ in range(100):
+            await send({"type": "websocket.send", "bytes": b"x" * 10_000})
+    except Exception:
+        disconnects.append(-1)  # the flood was cut off
 
 
 def test_a_client_granting_no_window_at_all_is_dropped_after_timeout_send(serve_once):
@@ -493,17 +492,13 @@ def test_a_blocked_websocket_reset_by_its_keepalive_leaves_no_send_deadline_behi
     timeout = 0.4
     gate = Gate()
 
-    async def app(scope, receive, send):
-        if scope["type"] == "http":
-            await gate.wait()
-            await text_app(b"finished")(scope, receive, send)
-            return
+    async def websocket(scope, receive, send):
         await receive()
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.send", "bytes": b"x" * 30_000})  # under the high-water mark
         await _echo_until_disconnect(receive, send)
 
-    srv = serve_once(app, timeout_send=timeout, ws_ping_interval=0.1, ws_ping_timeout=0.1)
+    srv = serve_once(_slow_requests(gate, websocket), timeout_send=timeout, ws_ping_interval=0.1, ws_ping_timeout=0.1)
     with H2Client(srv.port, settings={SettingCodes.INITIAL_WINDOW_SIZE: 0}) as client:
         slow = client.request("/slow")
         ws = H2WebSocket(client, "/")
@@ -669,15 +664,7 @@ def test_a_websocket_refused_by_limit_concurrency_is_logged_and_counted(serve_on
 
 def test_graceful_shutdown_closes_websockets_1012_and_finishes_requests(serve_once):
     gate = Gate()
-
-    async def app(scope, receive, send):
-        if scope["type"] == "http":
-            await gate.wait()
-            await text_app(b"finished")(scope, receive, send)
-            return
-        await echo(scope, receive, send)
-
-    srv = serve_once(app, timeout_graceful_shutdown=5)
+    srv = serve_once(_slow_requests(gate, echo), timeout_graceful_shutdown=5)
     with H2Client(srv.port) as client:
         sockets = [H2WebSocket(client, f"/{n}") for n in range(2)]
         for ws in sockets:
