@@ -79,13 +79,16 @@ def _over(ws: H2WebSocket) -> bool:
 
 
 def _snapshot(srv: Any) -> list[Any]:
-    """The server's open connections (HTTP/2 connections and WebSocket sessions), read from the
-    test's thread while the reactor may change the set."""
+    """The server's open connections, and the WebSocket sessions still open on their HTTP/2
+    streams, read from the test's thread while the reactor may change them."""
     while True:
         try:
-            return list(srv.state.connections)
+            connections = list(srv.state.connections)
+            streams = [s for c in connections for s in list(getattr(c, "streams", {}).values())]
         except RuntimeError:  # changed size during iteration
             continue
+        sessions = [s.transport.session for s in streams if s.tunnel and s.transport is not None]
+        return connections + [s for s in sessions if s is not None and not s._closed]
 
 
 def _settled(srv: Any, h2_open: int = 1) -> None:
@@ -178,12 +181,6 @@ def test_frames_sent_before_the_200_are_held_and_delivered_in_order_after_accept
         _settled(srv)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="StreamTransport.end_body closes the stream before the app has answered: the server "
-    "sends DATA+END_STREAM on a stream that never had a response HEADERS (RFC 9113 8.1), which "
-    "the client's h2 takes as a connection error",
-)
 def test_the_client_ending_its_half_before_the_200_gets_no_headless_response(serve_once):
     gate = Gate()
     heard: list[Any] = []
@@ -369,13 +366,6 @@ def test_an_app_leaving_an_open_websocket_closes_it(serve_once, fault, code):
         _settled(srv)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="WebSocketCycle lets a denial (websocket.http.response.start) have any status in "
-    "200..599, which over HTTP/1.1 only excludes 101; over HTTP/2 H2WebSocket.deny sends a 2xx "
-    "as is, and to an extended CONNECT any 2xx says the tunnel is open (RFC 9110 9.3.6, "
-    "RFC 8441 5): the client takes the denial's body for WebSocket frames",
-)
 def test_a_denial_is_never_a_2xx_over_http2(serve_once):
     async def app(scope, receive, send):
         await receive()
@@ -452,13 +442,6 @@ def test_a_client_granting_no_window_at_all_is_dropped_after_timeout_send(serve_
         _settled(srv, h2_open=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="H2WebSocket._write counts _written after transport.write, which pauses writing and "
-    "arms the session's send deadline with a mark one write short; at the deadline the peer "
-    "seems to have taken that write, so the deadline restarts: the stream is reset only after "
-    "twice --timeout-send, and here the connection's own deadline drops everything first",
-)
 def test_a_websocket_whose_window_stays_shut_is_reset_after_timeout_send(serve_once):
     timeout = 0.4
     srv = serve_once(_flood_or_idle, timeout_send=timeout)
@@ -479,13 +462,6 @@ def test_a_websocket_whose_window_stays_shut_is_reset_after_timeout_send(serve_o
         wait_until(lambda: disconnects == [-1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Http2Connection._window_blocked is set by _frame_queued and not cleared when the "
-    "server itself resets the blocked stream from a timer (Sender.reset does not pump): the "
-    "connection's send deadline then fires with nothing waiting for the client and drops a "
-    "healthy connection after --timeout-send",
-)
 def test_a_blocked_websocket_reset_by_its_keepalive_leaves_no_send_deadline_behind(serve_once):
     """A WebSocket's bytes wait on a shut window; its keepalive gives up and resets it. Nothing
     waits for the client any more: the connection, carrying a slow request, must stay."""
@@ -514,13 +490,6 @@ def test_a_blocked_websocket_reset_by_its_keepalive_leaves_no_send_deadline_behi
         assert client.response(slow).body == b"finished"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ConnectionControl._write (server/http1/timers.py) counts _written after "
-    "transport.write, and the transport calls pause_writing from inside write: the connection's "
-    "send deadline is armed with a mark one write short, restarts once at the deadline as if "
-    "the client had taken that write, and drops the client only after twice --timeout-send",
-)
 def test_a_client_that_reads_nothing_is_dropped_one_timeout_send_after_its_socket_fills(serve_once):
     timeout = 0.5
     ended: list[float] = []
@@ -621,12 +590,6 @@ def test_root_path_kept_request_id_echoed_and_the_access_log_says_connect_over_2
     assert any(line.startswith("CONNECT HTTP/2 404") for line in lines)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="H2WebSocket.start adds each session to state.connections (so shutdown reaches it), "
-    "and the stats' connections_open is len(state.connections): one TCP connection carrying "
-    "three WebSockets is counted as four open connections",
-)
 def test_websockets_on_one_connection_count_as_one_open_connection(serve_once):
     srv = serve_once(echo)
     with H2Client(srv.port) as client:
@@ -638,13 +601,6 @@ def test_websockets_on_one_connection_count_as_one_open_connection(serve_once):
         assert snapshot["connections_open"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A TunnelStream starts logged=True (its session logs the handshake), but a tunnel "
-    "refused by Http2Connection._start_stream before any session exists (--limit-concurrency's "
-    "503) is answered by Sender.reject, whose log_stream then skips it: no access-log line, and "
-    "the response is not counted in the stats",
-)
 def test_a_websocket_refused_by_limit_concurrency_is_logged_and_counted(serve_once, caplog):
     caplog.set_level(logging.INFO, logger="treadle.access")
     srv = serve_once(echo, limit_concurrency=1, access_log_format="{method} {protocol} {status} {path}")

@@ -52,8 +52,8 @@ class ConnectionControl:
     def _write(self, data: bytes) -> None:
         """Everything the protocol sends goes through here (counted for the send deadline)."""
         if data:
+            self._written += len(data)  # first: the write may call pause_writing, which reads it
             self.transport.write(data)
-            self._written += len(data)
             self.state.stats.bytes_out += len(data)
 
     # -- the send deadline ---------------------------------------------------------------------

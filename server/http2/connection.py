@@ -449,7 +449,10 @@ class Http2Connection(Defences, Sender, ConnectionControl, asyncio.Protocol):
         self._flush()
         self._set_timer(_ROUND_TRIP, GOAWAY_ROUND_TRIP)
         for stream in list(self.streams.values()):
-            if stream.status and not stream.closed and is_event_stream(stream.response_headers):
+            if stream.tunnel:
+                if stream.transport is not None and stream.transport.session is not None:
+                    stream.transport.session.shutdown()  # a WebSocket: closed with 1012
+            elif stream.status and not stream.closed and is_event_stream(stream.response_headers):
                 self.end_event_stream(stream)
 
     def _final_goaway(self) -> None:
@@ -496,7 +499,7 @@ class Http2Connection(Defences, Sender, ConnectionControl, asyncio.Protocol):
 
     def _timer_fired(self, kind: int) -> None:
         if kind == _SEND_DUE:
-            if not (self._closed or self.write_paused or self._window_blocked):
+            if not (self._closed or self.write_paused or self._window_shut()):
                 return  # it caught up; the next stall arms the deadline again
             if self._took_nothing():
                 error_logger.info(

@@ -230,6 +230,15 @@ class Sender:
             taken += self._written - self.transport.get_write_buffer_size()
         return taken
 
+    def _window_shut(self) -> bool:
+        """Whether a stream has body to send and no window to send it in, as of now (the flag
+        ``_frame_queued`` leaves may be stale: a stream reset since no longer waits)."""
+        engine = self.engine
+        return any(
+            stream.pending and not stream.closed and engine.local_flow_control_window(stream.id) <= 0
+            for stream in self._sending.values()
+        )
+
     def _watch_stall(self) -> None:
         """Arm the send deadline if response bytes wait on the client (another deadline, idle
         or the GOAWAY round trip, keeps the timer: neither applies while streams are busy long)."""

@@ -264,7 +264,8 @@ class Stream:
 class TunnelStream(Stream):
     """A stream whose DATA frames carry a WebSocket (RFC 8441; server/http2/websocket.py): its
     transport hears when the queue drains or the stream is gone, as a socket's protocol would.
-    The session logs its own handshake; the connection does not log the stream again."""
+    Once a session takes it, the session logs its handshake; the connection does not log the
+    stream again (one refused before that, 503 or 501, is logged as any stream)."""
 
     __slots__ = ("transport",)
     tunnel = True
@@ -272,7 +273,6 @@ class TunnelStream(Stream):
     def __init__(self, stream_id: int, conn: Any, method: bytes, target: bytes, started_at: float) -> None:
         super().__init__(stream_id, conn, method, target, started_at)
         self.transport: Any = None  # the StreamTransport, once the session is made
-        self.logged = True
 
     def wake(self) -> None:
         super().wake()

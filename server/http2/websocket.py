@@ -128,9 +128,12 @@ class StreamTransport:
         self._hand_over(data)
 
     def end_body(self) -> None:
-        """The client ended its half of the stream: the WebSocket is over, as TCP's EOF."""
+        """The client ended its half of the stream: the WebSocket is over, as TCP's EOF. Before
+        the app has answered, there is no response to end (RFC 9113 8.1): the stream is reset."""
         assert self.session is not None
-        if not self.session.eof_received():
+        if not self.stream.status:
+            self.abort()
+        elif not self.session.eof_received():
             self.close()
 
     def disconnect(self) -> None:
@@ -201,14 +204,16 @@ class H2WebSocket(WebSocketSession):
             Connection(ConnectionType.SERVER),  # frames only: the handshake is HEADERS
         )
         transport.session = self
+        stream.logged = True  # the session logs its handshake's outcome itself
         self.stream = stream
         self.h2 = connection
         self._offers: list[str] = []  # Sec-WebSocket-Extensions offered
 
     def start(self, fields: list[tuple[bytes, bytes]]) -> None:
         """Check the handshake's fields and run the app, or answer an error on the stream."""
+        # Not one of the server's connections (those are TCP connections, which the stats
+        # count): its HTTP/2 connection reaches it at shutdown (Http2Connection.shutdown).
         stream = self.stream
-        self.state.connections.add(self)
         self._target = stream.target
         version = subprotocols = None
         for name, value in fields:
@@ -264,6 +269,10 @@ class H2WebSocket(WebSocketSession):
         self.h2.send_ready(self.stream)
 
     def deny(self, cycle: WebSocketCycle, status: int, headers: list[Any]) -> None:
+        if 200 <= status < 300:
+            # RFC 8441 5 / RFC 9110 9.3.6: any 2xx to a CONNECT opens the tunnel; the client
+            # would take the denial's body for WebSocket frames.
+            raise RuntimeError(f"A WebSocket denial over HTTP/2 cannot be {status}: a 2xx accepts the CONNECT.")
         self.stream.start_response(cycle, status, headers, False)
         self._log_access(status)
 
@@ -294,8 +303,8 @@ class H2WebSocket(WebSocketSession):
         # Counted as the session's progress (the send deadline), not in the server's bytes:
         # the connection counts what it frames.
         if data:
+            self._written += len(data)  # first: the write may pause writing, which reads it
             self.transport.write(data)
-            self._written += len(data)
 
     def _answer(self, status: int, extra: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006 (never mutated)
         """The server's own answer to a handshake it will not take (400, 404)."""
