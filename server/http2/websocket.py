@@ -302,7 +302,7 @@ class H2WebSocket(WebSocketSession):
     def _write(self, data: bytes) -> None:
         # Counted as the session's progress (the send deadline), not in the server's bytes:
         # the connection counts what it frames.
-        if data:
+        if data and not self.transport.is_closing():  # (a closing stream takes nothing more)
             self._written += len(data)  # first: the write may pause writing, which reads it
             self.transport.write(data)
 
