@@ -354,3 +354,20 @@ def test_streams_reset_while_their_apps_run_still_count_against_the_limit(serve_
         raw.frames(lambda f: isinstance(f, HeadersFrame) and f.stream_id == stream + 2)
         assert waiting_app.seen[-1] == "/after"
     waiting_app.release()
+
+
+def test_the_frame_guard_cuts_a_read_of_many_frames_into_slices_for_h2():
+    """A read of many small frames goes to h2 in slices of SLICE_FRAMES frames, cut at frame
+    boundaries (so a budget spent by what h2 alone sees stops it within a slice); a read of a
+    few large frames is not cut."""
+    from treadle.server.http2.frames import PREFACE, SLICE_FRAMES, FrameGuard
+
+    guard = FrameGuard(16384, lambda: True, lambda: True)
+    ack = PingFrame(0, b"12345678")
+    ack.flags.add("ACK")
+    one = ack.serialize()
+    data = PREFACE + one * (2 * SLICE_FRAMES + 5)
+    cuts = guard.scan(data)
+    assert cuts == [len(PREFACE) + len(one) * SLICE_FRAMES * n for n in (1, 2)]
+    large = DataFrame(1, b"x" * 16000).serialize() * 4
+    assert guard.scan(large) is None

@@ -55,7 +55,6 @@ from treadle.server.state import ServerState
 from treadle.server.target import InvalidPath
 from treadle.server.tls import tls_extension
 
-PARSE_SLICE = 16 * 1024  # bytes of a read h2 parses before the budgets are looked at again
 GOAWAY_ROUND_TRIP = 1.0  # at most this long for the PING after the first GOAWAY to come back
 LAST_STREAM_ID = 2**31 - 1
 _SHUTDOWN_PING = b"treadle\x00"
@@ -151,7 +150,7 @@ class Http2Connection(Defences, Sender, ConnectionControl, asyncio.Protocol):
         if self._closed:
             return
         try:
-            self.guard.scan(data)
+            cuts = self.guard.scan(data)
         except HeaderBlockTooLarge as exc:
             error_logger.debug("HTTP/2 client %s: %s", self.client, exc)
             self._go_away(ErrorCodes.ENHANCE_YOUR_CALM)
@@ -163,13 +162,16 @@ class Http2Connection(Defences, Sender, ConnectionControl, asyncio.Protocol):
         try:
             # h2 parses a read whole before its events can be looked at, and some budgets are
             # spent by what only h2 sees (a reset it sends for a broken frame: MadeYouReset).
-            # So a large read goes to h2 in slices: past a budget, the rest is never parsed
-            # (a read of 256 KiB can hold thousands of streams' header blocks to decode).
-            for start in range(0, len(data), PARSE_SLICE):
-                if not self._parse(data[start : start + PARSE_SLICE]):
+            # So a read of many frames goes to h2 in slices (FrameGuard says where): past a
+            # budget, the rest is never parsed (a read of 256 KiB can hold thousands of
+            # streams' header blocks to decode).
+            start = 0
+            for cut in (*(cuts or ()), len(data)):
+                if not self._parse(data[start:cut] if start or cut < len(data) else data):
                     return  # closed
                 if self._over_budget:
                     break
+                start = cut
             else:
                 self._pump()
         finally:

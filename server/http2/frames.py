@@ -14,7 +14,11 @@ so it costs a few operations per frame:
   (the connection charges them to its budgets: server/http2/budget.py). A report answered
   False spent a budget: the scan stops there, and the connection ends before h2 has parsed
   a frame of that read — a flood of four thousand PINGs in one read costs one scan, not four
-  thousand answers.
+  thousand answers;
+- and it says where to cut a read for h2 every ``SLICE_FRAMES`` frames: h2 parses a read whole
+  before its events can be looked at, so a read of thousands of small frames goes to it in
+  slices, and a budget spent by what only h2 sees (a reset it sends for a broken frame)
+  stops the parsing at the end of the slice. Large DATA frames pass in one slice.
 
 Frame bodies are never looked at: h2 validates everything else.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 from typing import Callable
 
 Report = Callable[[], bool]  # False: the frame spent a budget
+SLICE_FRAMES = 64  # frames h2 parses at once (see the docstring)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 3.4, before the first frame
 
@@ -38,7 +43,7 @@ class HeaderBlockTooLarge(Exception):
 
 
 class FrameGuard:
-    __slots__ = ("max_block", "on_control", "on_reset", "_skip", "_head", "_left", "_block")
+    __slots__ = ("max_block", "on_control", "on_reset", "_skip", "_head", "_left", "_block", "_frames")
 
     def __init__(self, max_block: int, on_control: Report, on_reset: Report) -> None:
         self.max_block = max_block
@@ -48,10 +53,13 @@ class FrameGuard:
         self._head = b""  # a frame header received in part
         self._left = 0  # payload bytes of the current frame still to pass
         self._block = -1  # bytes of the header block being received; -1: none open
+        self._frames = 0  # frames begun since the last cut
 
-    def scan(self, data: bytes) -> None:
+    def scan(self, data: bytes) -> list[int] | None:
         """Account for ``data``, the next bytes from the client, up to a frame that spends a
-        budget; HeaderBlockTooLarge if a header block is over the limit."""
+        budget; HeaderBlockTooLarge if a header block is over the limit. Returns the offsets
+        at which to cut ``data`` for h2 (None: give it whole)."""
+        cuts = None
         pos, end = 0, len(data)
         if self._skip:
             pos = min(self._skip, end)
@@ -69,15 +77,21 @@ class FrameGuard:
                 pos += take
                 if len(head) < 9:
                     self._head = head
-                    return
+                    return cuts
                 self._head = b""
             else:
                 head = data[pos : pos + 9]
+                self._frames += 1
+                if self._frames > SLICE_FRAMES:  # (a header split across reads is never a cut)
+                    self._frames = 1
+                    if pos:
+                        cuts = [pos] if cuts is None else cuts + [pos]
                 pos += 9
             length = int.from_bytes(head[:3], "big")
             self._left = length
             if not self._frame(head[3], head[4], length):
-                return
+                return cuts
+        return cuts
 
     def _frame(self, kind: int, flags: int, length: int) -> bool:
         if kind == _HEADERS or kind == _PUSH_PROMISE:
