@@ -22,7 +22,9 @@ leaves in one ``write``.
 Discussion — header lines an app sends on every response (content-type, cache-control...)
 are checked once: the rendered line of each valid ``(name, value)`` tuple is kept, up to a
 bound, so that apps sending unique values (cookies, etags) cannot grow it. The fields the
-server acts on, or replaces, are never cached: their values matter per response.
+server acts on, or replaces, are not among them: their values matter per response. Only
+Content-Length, which nearly every response has, is kept too, apart, with its value: a
+hit gives the line and the length without checking the field again.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ _bad_value = re.compile(rb"[\x00\r\n]").search
 
 _FIELD_LINES: dict[tuple[bytes, bytes], bytes] = {}
 _MAX_FIELD_LINES = 512
+# Content-Length fields seen before, checked: their line and their value. Apart from the
+# other lines, so that an app whose bodies vary in length cannot crowd those out.
+_LENGTH_FIELDS: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
+_MAX_LENGTH_FIELDS = 1024
 _SERVER_SET = frozenset((b"content-length", b"transfer-encoding", b"connection", b"date", b"server"))
 
 
@@ -110,6 +116,17 @@ def is_event_stream(headers: Iterable[Any]) -> bool:
         if name.lower() == b"content-type":
             return value.lstrip().lower().startswith(b"text/event-stream")
     return False
+
+
+def _length_field(header: Any, name: bytes, value: bytes) -> tuple[bytes, int]:
+    """A checked Content-Length field's line and value (kept for the next response that
+    has the same); RuntimeError if the value is not a length."""
+    if is_digits(value) is None:
+        raise RuntimeError(f"Invalid Content-Length {value!r}.")
+    length = (name + b": " + value + b"\r\n", int(value))
+    if len(_LENGTH_FIELDS) < _MAX_LENGTH_FIELDS and type(header) is tuple:
+        _LENGTH_FIELDS[header] = length
+    return length
 
 
 class ResponseWriter:
@@ -177,35 +194,40 @@ class ResponseWriter:
         for header in headers:
             try:
                 line = known(header)
+                length = None if line is not None else _LENGTH_FIELDS.get(header)
             except TypeError:  # a list pair: unhashable, so checked every time
-                line = None
+                line = length = None
             if line is not None:
                 lines.append(line)
                 continue
-            name, value = check_header(header)
-            lname = name.lower()
-            if lname == b"content-length":
-                if is_digits(value) is None:
-                    raise RuntimeError(f"Invalid Content-Length {value!r}.")
-                if content_length is not None:
-                    if int(value) != content_length:
-                        raise RuntimeError("Conflicting Content-Length headers.")
+            if length is None:
+                name, value = check_header(header)
+                lname = name.lower()
+                if lname == b"content-length":
+                    length = _length_field(header, name, value)
+                elif lname == b"transfer-encoding":
+                    continue  # the server chooses the framing
+                elif lname == b"connection":
+                    if b"close" in value.lower():
+                        keep_alive = False
+                    continue  # replaced by our own, consistent with what we will do
+                else:
+                    if lname == b"date":
+                        has_date = True
+                    elif lname == b"server":
+                        has_server = True
+                    line = name + b": " + value + b"\r\n"
+                    if lname not in _SERVER_SET and len(_FIELD_LINES) < _MAX_FIELD_LINES and type(header) is tuple:
+                        _FIELD_LINES[header] = line
+                    lines.append(line)
                     continue
-                content_length = int(value)
-            elif lname == b"transfer-encoding":
-                continue  # the server chooses the framing
-            elif lname == b"connection":
-                if b"close" in value.lower():
-                    keep_alive = False
-                continue  # replaced by our own, consistent with what we will do
-            elif lname == b"date":
-                has_date = True
-            elif lname == b"server":
-                has_server = True
-            line = name + b": " + value + b"\r\n"
-            if lname not in _SERVER_SET and len(_FIELD_LINES) < _MAX_FIELD_LINES and type(header) is tuple:
-                _FIELD_LINES[header] = line
-            lines.append(line)
+            # Content-Length, given more than once: the same value each time, sent once.
+            if content_length is not None:
+                if length[1] != content_length:
+                    raise RuntimeError("Conflicting Content-Length headers.")
+                continue
+            content_length = length[1]
+            lines.append(length[0])
 
         if request_head or status == 204 or status == 304:
             framing = _NO_BODY
