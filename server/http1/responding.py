@@ -132,6 +132,7 @@ class Responder:
             raise
         if writer.framing is _NO_BODY or not count:
             return
+        self._send_held()  # the kernel sends the file: what comes before it must be out first
         self._arm_send_deadline()
         sent = 0
         try:

@@ -13,6 +13,9 @@ import asyncio
 from typing import Any
 
 NO_TIMER = 0  # each protocol's deadline kinds are an IntEnum whose NONE is this
+# Held writes go out at once when they reach this much: the transport's high-water mark,
+# so that holding never keeps back more than the transport would buffer anyway.
+HOLD_LIMIT = 64 * 1024
 
 
 class ConnectionControl:
@@ -38,6 +41,7 @@ class ConnectionControl:
     _deadline = 0.0
     _written = 0  # bytes handed to the transport (``_write``), for the send deadline
     _taken_mark = 0
+    _held: bytes | None = None  # while not None, what ``_write`` gathers for ``_send_held``
 
     def _pause_reading(self) -> None:
         if not self._read_paused:
@@ -50,11 +54,35 @@ class ConnectionControl:
             self.transport.resume_reading()
 
     def _write(self, data: bytes) -> None:
-        """Everything the protocol sends goes through here (counted for the send deadline)."""
+        """Everything the protocol sends goes through here (counted for the send deadline);
+        between ``_hold_writes`` and ``_send_held``, gathered to go out in one write."""
         if data:
+            held = self._held
+            if held is not None:
+                held += data  # b"" + data is data itself: one response costs no copy
+                if len(held) < HOLD_LIMIT:
+                    self._held = held
+                    return
+                self._held = b""
+                data = held
             self.transport.write(data)
             self._written += len(data)
             self.state.stats.bytes_out += len(data)
+
+    def _hold_writes(self) -> None:
+        """Gather what is written from now on, until ``_send_held``: several responses made
+        in one callback (pipelined requests) then cost one ``send`` instead of one each."""
+        if self._held is None:
+            self._held = b""
+
+    def _send_held(self) -> None:
+        """Write what was held, and write through again. Before anything that must follow
+        the held bytes on the wire (a file sent by the kernel, end of stream, a close, a
+        hand-over), and at the end of the callback that held them."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._write(held)
 
     # -- the send deadline ---------------------------------------------------------------------
     #
@@ -87,6 +115,7 @@ class ConnectionControl:
 
     def _close_transport(self) -> None:
         """Close once what is buffered is sent: the send deadline bounds how long that takes."""
+        self._send_held()
         transport = self.transport
         transport.close()
         if transport.get_write_buffer_size() and self.config.timeout_send:
