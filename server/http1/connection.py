@@ -36,7 +36,7 @@ from treadle.server.http1.closing import REQUEST_GRACE, Closing
 from treadle.server.http1.fastparse import NEED_DATA, Data, EndOfMessage, RemoteProtocolError, Request
 from treadle.server.http1.parsers import new_parser, parser_limits
 from treadle.server.http1.responding import MAX_BUFFERED_BODY, Responder
-from treadle.server.http1.states import Deadline, State
+from treadle.server.http1.states import Deadline, FirstStep, State
 from treadle.server.http1.timers import ConnectionControl
 from treadle.server.http1.writer import (
     ResponseWriter,
@@ -59,6 +59,7 @@ PIPELINE_TURN = 32
 _IDLE, _RECEIVING, _RESPONDING, _DISCARDING, _CLOSED, _DRAINING = State
 _NO_DEADLINE, _HEAD_DEADLINE, _KEEP_ALIVE, _, _BODY_DEADLINE, _SEND_DEADLINE = Deadline
 _START, _DONE = ResponseState.START, ResponseState.DONE
+_OUTSIDE, _RUNNING, _NEXT_WAITING = FirstStep
 # REQUEST_GRACE is Closing's; named here too, where it has always been importable from.
 __all__ = ["HIGH_WATER", "LOW_WATER", "MAX_PIPELINED", "PIPELINE_TURN", "REQUEST_GRACE", "Http1Connection"]
 
@@ -96,9 +97,9 @@ class Http1Connection(Closing, Responder, ConnectionControl, asyncio.Protocol):
         self._head_request = False
         self._te_trailers = False
         self._ending_stream = False  # shutdown is ending this event stream (see shutdown())
-        self._beginning = False  # an app's first step runs inside _handle_events
-        self._next_ready = False  # ... and its response left a pipelined request to start
-        self._turn_deferred = False  # a pipelined request waits for the next turn of the loop
+        # Kept to 30 attributes or fewer (with the mixins' own): CPython 3.11 gives an
+        # instance with more a slower kind of dict, and every attribute read gets dearer.
+        self._first_step = _OUTSIDE
 
     # -- asyncio.Protocol callbacks ------------------------------------------------------------
 
@@ -200,22 +201,21 @@ class Http1Connection(Closing, Responder, ConnectionControl, asyncio.Protocol):
                 if cycle is None:
                     return
                 self._unstarted = None
-                self._beginning = True
+                self._first_step = _RUNNING
                 try:
                     cycle.begin()
                 finally:
-                    self._beginning = False
-                if not self._next_ready:
+                    next_waiting = self._first_step is _NEXT_WAITING
+                    self._first_step = _OUTSIDE
+                if not next_waiting:
                     return
-                self._next_ready = False
-            self._turn_deferred = True
             self.loop.call_soon(self._next_turn)
         finally:
             self._send_held()
 
     def _next_turn(self) -> None:
-        """The pipelined requests left for this turn of the loop (``_handle_events``)."""
-        self._turn_deferred = False
+        """The pipelined requests left for the next turn of the loop (``_handle_events``),
+        unless something else (more bytes read) has started them meanwhile."""
         if self._state is _IDLE and self.cycle is None:
             self._handle_events()
 
@@ -393,9 +393,9 @@ class Http1Connection(Closing, Responder, ConnectionControl, asyncio.Protocol):
         if self.parser.next_request():
             # Requests already here are answered before more are read: reading stays
             # paused, if the client got ahead, until they are (_parse: NEED_DATA).
-            if self._beginning:
-                self._next_ready = True  # _handle_events, below us, starts it
-            elif not self._turn_deferred:
+            if self._first_step is _RUNNING:
+                self._first_step = _NEXT_WAITING  # _handle_events, below us, starts it
+            else:
                 self._handle_events()
         else:
             self._read_on()
