@@ -38,9 +38,11 @@ def answered(
     writer.start(status, headers, trailers is not None, http10, head, te_trailers, keep_alive, defaults)
     out = b""
     for index, piece in enumerate(body):
-        out += writer.body(piece, index < len(body) - 1 or trailers is not None)
+        framed = writer.body(piece, index < len(body) - 1 or trailers is not None)
+        out += writer.take_head() + framed
     if not body:
-        out += writer.body(b"", trailers is not None)
+        framed = writer.body(b"", trailers is not None)
+        out += writer.take_head() + framed
     if trailers is not None:
         out += writer.trailers(trailers, False)
     return out, writer
@@ -78,8 +80,10 @@ def test_the_head_waits_for_the_first_body_bytes() -> None:
     writer = ResponseWriter()
     writer.start(200, [], False, False, False, False, True, defaults)
     assert writer.head is not None  # held: nothing given out by start()
-    first = writer.body(b"abc", True)
-    assert first.startswith(b"HTTP/1.1 200 OK\r\n") and first.endswith(b"\r\n\r\n3\r\nabc\r\n")
+    assert writer.body(b"abc", True) == b"3\r\nabc\r\n"  # framed: the head is taken apart
+    head = writer.take_head()
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
+    assert writer.take_head() == b"" and writer.head is None  # given out once
     assert writer.body(b"de", False) == b"2\r\nde\r\n0\r\n\r\n"
 
 

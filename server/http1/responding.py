@@ -88,12 +88,13 @@ class Responder:
             # never yields must still learn of it here rather than write into the void.
             cycle.disconnect()
             return None
+        writer = self.writer
         try:
-            out = self.writer.body(data, more_body)
+            out = writer.body(data, more_body)
         except ResponseLengthError as exc:
             self._length_error(exc)
             raise
-        self._write(out)
+        self._write(out, writer.take_head())
         if not more_body and not self.writer.trailers_announced:
             self._response_complete()
         elif self._write_paused and self._state is not _CLOSED:

@@ -53,21 +53,30 @@ class ConnectionControl:
             self._read_paused = False
             self.transport.resume_reading()
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, head: bytes = b"") -> None:
         """Everything the protocol sends goes through here (counted for the send deadline);
-        between ``_hold_writes`` and ``_send_held``, gathered to go out in one write."""
-        if data:
-            held = self._held
-            if held is not None:
-                held += data  # b"" + data is data itself: one response costs no copy
-                if len(held) < HOLD_LIMIT:
-                    self._held = held
-                    return
-                self._held = b""
-                data = held
-            self.transport.write(data)
-            self._written += len(data)
-            self.state.stats.bytes_out += len(data)
+        between ``_hold_writes`` and ``_send_held``, gathered to go out in one write.
+        ``head``: what goes before ``data`` (a response's head): joined to a small ``data``,
+        written beside a large one (``writelines``: one ``sendmsg``, no copy of the body)."""
+        if head and len(data) < HOLD_LIMIT:
+            data, head = head + data, b""  # b"" + data is data itself: no copy
+        held = self._held
+        if held is not None:
+            held += head
+            if len(held) + len(data) < HOLD_LIMIT:
+                self._held = held + data
+                return
+            self._held = b""
+            head = held
+        size = len(head) + len(data)
+        if not size:
+            return
+        if head and data:
+            self.transport.writelines((head, data))
+        else:
+            self.transport.write(head or data)
+        self._written += size
+        self.state.stats.bytes_out += size
 
     def _hold_writes(self) -> None:
         """Gather what is written from now on, until ``_send_held``: several responses made

@@ -132,8 +132,9 @@ def _length_field(header: Any, name: bytes, value: bytes) -> tuple[bytes, int]:
 class ResponseWriter:
     """Renders one response after another for a connection (reused: one per connection).
 
-    ``start`` renders and holds the head; ``body``, ``trailers``, ``file_start``/``file_end``
-    and ``end_stream`` return the bytes to write; ``error`` renders the server's own answer
+    ``start`` renders and holds the head; ``take_head`` gives it out, with the first ``body``
+    piece; ``trailers``, ``file_start``/``file_end`` and ``end_stream`` return the bytes to
+    write, the head first if it is still held; ``error`` renders the server's own answer
     instead. ``keep_alive`` says, once ``start`` has run, whether the connection may carry
     another request after this response; ``status`` and ``body_bytes`` are what an access log
     reports of it. ``request_id``, set by the connection for each request when
@@ -282,8 +283,11 @@ class ResponseWriter:
         return head + body
 
     def body(self, data: bytes, more_body: bool) -> bytes:
-        """A piece of body, framed, after the held head if it is still held; with
-        ``more_body`` false and no trailers announced, the end of the body too."""
+        """A piece of body, framed (the held head is not in it: ``take_head``); with
+        ``more_body`` false and no trailers announced, the end of the body too.
+
+        The head is taken apart so that a large body is never copied behind it: the
+        connection writes the two together (server/http1/timers.py ``_write``)."""
         framing = self.framing
         if framing == _CHUNKED:
             out = b"".join((b"%x\r\n" % len(data), data, b"\r\n")) if data else b""
@@ -298,14 +302,10 @@ class ResponseWriter:
             self.remaining = remaining
             out = data
         elif framing == _NO_BODY:
-            return self._take_head()
+            return b""
         else:
             out = data
         self.body_bytes += len(data)
-        head = self.head
-        if head is not None:
-            self.head = None
-            return head + out
         return out
 
     def trailers(self, headers: Iterable[Any], more_trailers: bool) -> bytes:
@@ -317,7 +317,7 @@ class ResponseWriter:
                 self._trailer_lines.append(name + b": " + value + b"\r\n")
         if more_trailers:
             return b""
-        out = self._take_head()
+        out = self.take_head()
         if self.framing == _CHUNKED:
             out += b"0\r\n" + b"".join(self._trailer_lines) + b"\r\n"
         return out
@@ -332,7 +332,7 @@ class ResponseWriter:
                     f"Response content longer than Content-Length by {count - self.remaining} bytes."
                 )
             self.remaining -= count
-        out = self._take_head()
+        out = self.take_head()
         if framing == _CHUNKED and count:
             out += b"%x\r\n" % count
         return out
@@ -345,7 +345,7 @@ class ResponseWriter:
     def end_stream(self) -> bytes:
         """The end of a body the server cuts off on purpose (an event stream at shutdown):
         the held head and the last chunk. Other framings cannot end early: nothing to add."""
-        out = self._take_head()
+        out = self.take_head()
         if self.framing == _CHUNKED:
             out += LAST_CHUNK
         return out
@@ -354,7 +354,8 @@ class ResponseWriter:
         field = response_field(self.request_id_name, self.request_id, app_headers)
         return b"" if field is None else field[0] + b": " + field[1] + b"\r\n"
 
-    def _take_head(self) -> bytes:
+    def take_head(self) -> bytes:
+        """The head, if it is still held (once: b"" afterwards)."""
         head = self.head
         if head is None:
             return b""
