@@ -100,6 +100,7 @@ class Http1Connection(Closing, Responder, ConnectionControl, asyncio.Protocol):
         # Kept to 30 attributes or fewer (with the mixins' own): CPython 3.11 gives an
         # instance with more a slower kind of dict, and every attribute read gets dearer.
         self._first_step = _OUTSIDE
+        self._held = None  # see ConnectionControl._write
 
     # -- asyncio.Protocol callbacks ------------------------------------------------------------
 
@@ -190,27 +191,30 @@ class Http1Connection(Closing, Responder, ConnectionControl, asyncio.Protocol):
         Pipelined requests: an app that answers in its first step leaves the next request,
         if it is here already, to this loop (``_next_cycle``), which starts it eagerly in
         turn, outside the task before it: no recursion, no task inside a task. Up to
-        ``PIPELINE_TURN`` of them; the rest on the next turn of the loop. Their responses
-        are held and written together when this returns: one ``send`` for the batch.
+        ``PIPELINE_TURN`` of them; the rest on the next turn of the loop. The responses
+        after the first are held and written together when this returns: one ``send`` for
+        the batch. (A request alone costs none of this but the two tests of ``_first_step``.)
         """
-        self._hold_writes()
-        try:
-            for _ in range(PIPELINE_TURN):
-                self._parse()
-                cycle = self._unstarted
-                if cycle is None:
-                    return
-                self._unstarted = None
-                self._first_step = _RUNNING
-                try:
-                    cycle.begin()
-                finally:
-                    next_waiting = self._first_step is _NEXT_WAITING
-                    self._first_step = _OUTSIDE
-                if not next_waiting:
-                    return
-            self.loop.call_soon(self._next_turn)
-        finally:
+        turns = PIPELINE_TURN
+        while True:
+            self._parse()
+            cycle = self._unstarted
+            if cycle is None:
+                break
+            self._unstarted = None
+            self._first_step = _RUNNING
+            try:
+                cycle.begin()
+            finally:
+                next_waiting = self._first_step is _NEXT_WAITING
+                self._first_step = _OUTSIDE
+            if not next_waiting:
+                break
+            turns -= 1
+            if not turns:
+                self.loop.call_soon(self._next_turn)
+                break
+        if self._held is not None:
             self._send_held()
 
     def _next_turn(self) -> None:
@@ -395,6 +399,7 @@ class Http1Connection(Closing, Responder, ConnectionControl, asyncio.Protocol):
             # paused, if the client got ahead, until they are (_parse: NEED_DATA).
             if self._first_step is _RUNNING:
                 self._first_step = _NEXT_WAITING  # _handle_events, below us, starts it
+                self._hold_writes()  # its response, and those after it, leave together
             else:
                 self._handle_events()
         else:

@@ -59,22 +59,23 @@ class ConnectionControl:
         ``head``: what goes before ``data`` (a response's head): joined to a small ``data``,
         written beside a large one (``writelines``: one ``sendmsg``, no copy of the body)."""
         if head and len(data) < HOLD_LIMIT:
-            data, head = head + data, b""  # b"" + data is data itself: no copy
+            data, head = head + data, b""
         held = self._held
         if held is not None:
             held += head
             if len(held) + len(data) < HOLD_LIMIT:
-                self._held = held + data
+                self._held = held + data  # b"" + data is data itself: no copy
                 return
             self._held = b""
             head = held
-        size = len(head) + len(data)
-        if not size:
-            return
-        if head and data:
+        if head:
             self.transport.writelines((head, data))
+            size = len(head) + len(data)
+        elif data:
+            self.transport.write(data)
+            size = len(data)
         else:
-            self.transport.write(head or data)
+            return
         self._written += size
         self.state.stats.bytes_out += size
 
