@@ -97,9 +97,7 @@ class Http1Connection(Closing, Responder, ConnectionControl, asyncio.Protocol):
         self._head_request = False
         self._te_trailers = False
         self._ending_stream = False  # shutdown is ending this event stream (see shutdown())
-        # Kept to 30 attributes or fewer (with the mixins' own): CPython 3.11 gives an
-        # instance with more a slower kind of dict, and every attribute read gets dearer.
-        self._first_step = _OUTSIDE
+        self._first_step = _OUTSIDE  # pipelining: see _handle_events
         self._held = None  # see ConnectionControl._write
 
     # -- asyncio.Protocol callbacks ------------------------------------------------------------
