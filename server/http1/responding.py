@@ -94,7 +94,12 @@ class Responder:
         except ResponseLengthError as exc:
             self._length_error(exc)
             raise
-        self._write(out, writer.take_head())
+        head = writer.head  # the head goes with the first piece (writer.take_head, inlined)
+        if head is None:
+            self._write(out)
+        else:
+            writer.head = None
+            self._write(out, head)
         if not more_body and not self.writer.trailers_announced:
             self._response_complete()
         elif self._write_paused and self._state is not _CLOSED:
