@@ -211,6 +211,10 @@ class Http1Connection(Closing, Responder, ConnectionControl, asyncio.Protocol):
                 break
             turns -= 1
             if not turns:
+                # Requests already here are answered before more are read (as a response
+                # left above the high mark does): reading resumes with _read_on, once the
+                # buffer holds no complete request.
+                self._pause_reading()
                 self.loop.call_soon(self._next_turn)
                 break
         if self._held is not None:

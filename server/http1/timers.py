@@ -13,8 +13,9 @@ import asyncio
 from typing import Any
 
 NO_TIMER = 0  # each protocol's deadline kinds are an IntEnum whose NONE is this
-# Held writes go out at once when they reach this much: the transport's high-water mark,
-# so that holding never keeps back more than the transport would buffer anyway.
+# Held writes go out at once when they, with what the transport buffers, reach this much:
+# the transport's high-water mark, so that holding never lets more pile up than writing
+# each response at once would.
 HOLD_LIMIT = 64 * 1024
 
 
@@ -63,7 +64,9 @@ class ConnectionControl:
         held = self._held
         if held is not None:
             held += head
-            if len(held) + len(data) < HOLD_LIMIT:
+            # Held, unless the transport would then pass its high-water mark: written now,
+            # the transport pauses the protocol as it would have for each write alone.
+            if len(held) + len(data) + self.transport.get_write_buffer_size() < HOLD_LIMIT:
                 self._held = held + data  # b"" + data is data itself: no copy
                 return
             self._held = b""
