@@ -222,7 +222,7 @@ class Http1Connection(Closing, Responder, ConnectionControl, asyncio.Protocol):
 
     def _next_turn(self) -> None:
         """The pipelined requests left for the next turn of the loop (``_handle_events``),
-        unless something else (more bytes read) has started them meanwhile."""
+        unless they were started meanwhile (by a response that drained, say)."""
         if self._state is _IDLE and self.cycle is None:
             self._handle_events()
 
