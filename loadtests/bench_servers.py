@@ -60,18 +60,20 @@ class ServerSpec:
         return self.unavailable
 
 
-def pypy_interpreter() -> tuple[str | None, str]:
-    """A PyPy that can run Treadle (``$TREADLE_BENCH_PYPY``, else ``pypy3`` on PATH, if it
-    imports h11), or None and how to get one."""
+def pypy_interpreter(modules: tuple[str, ...] = ("h11",)) -> tuple[str | None, str]:
+    """A PyPy that can import ``modules`` (``$TREADLE_BENCH_PYPY``, else ``pypy3`` on PATH):
+    by default, one that can run Treadle. None and how to get one otherwise."""
     how = (
-        "no PyPy with h11: apt-get install pypy3 pypy3-venv && pypy3 -m venv /tmp/pypy && "
-        "/tmp/pypy/bin/pip install -e '.[bench]', then TREADLE_BENCH_PYPY=/tmp/pypy/bin/python"
+        f"no PyPy with {', '.join(modules)}: apt-get install pypy3 pypy3-venv && pypy3 -m venv "
+        "/tmp/pypy && /tmp/pypy/bin/pip install -e '.[bench]' uvicorn hypercorn, then "
+        "TREADLE_BENCH_PYPY=/tmp/pypy/bin/python"
     )
     candidate = os.environ.get("TREADLE_BENCH_PYPY") or shutil.which("pypy3")
     if not candidate:
         return None, how
+    probe_code = "; ".join(f"import {module}" for module in modules)
     try:
-        probe = subprocess.run([candidate, "-c", "import h11"], cwd=ROOT, capture_output=True, timeout=60)
+        probe = subprocess.run([candidate, "-c", probe_code], cwd=ROOT, capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None, how
     return (candidate, "") if probe.returncode == 0 else (None, how)
@@ -90,9 +92,9 @@ def _treadle(engine: str | None, python: str = PY) -> Callable[[str, str, int, b
     return command
 
 
-def _uvicorn(http: str, loop: str) -> Callable[[str, str, int, bool], list[str]]:
+def _uvicorn(http: str, loop: str, python: str = PY) -> Callable[[str, str, int, bool], list[str]]:
     def command(app: str, interface: str, port: int, idle: bool) -> list[str]:
-        argv = [PY, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--http", http]
+        argv = [python, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--http", http]
         argv += ["--loop", loop, "--no-access-log", "--log-level", "warning", "--lifespan", "off"]
         if idle:
             argv += ["--timeout-keep-alive", str(IDLE_KEEP_ALIVE)]
@@ -115,9 +117,16 @@ def _granian_h2(app: str, interface: str, port: int, idle: bool) -> list[str]:
     return argv
 
 
-def _hypercorn(app: str, interface: str, port: int, idle: bool) -> list[str]:
-    argv = [PY, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning"]
-    return argv + (["--keep-alive", str(IDLE_KEEP_ALIVE)] if idle else [])
+def _hypercorn_on(python: str) -> Callable[[str, str, int, bool], list[str]]:
+    def command(app: str, interface: str, port: int, idle: bool) -> list[str]:
+        argv = [python, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+        argv += ["--log-level", "warning"]
+        return argv + (["--keep-alive", str(IDLE_KEEP_ALIVE)] if idle else [])
+
+    return command
+
+
+_hypercorn = _hypercorn_on(PY)
 
 
 def _waitress(app: str, interface: str, port: int, idle: bool) -> list[str]:
@@ -161,6 +170,15 @@ def all_servers() -> tuple[list[ServerSpec], str]:
         ServerSpec("waitress", ("wsgi",), _waitress, ("waitress",), notes=wsgi_only),
         ServerSpec("gunicorn-gthread", ("wsgi",), _gunicorn, ("gunicorn",), notes=wsgi_only),
     ]
+    # The pure-Python ASGI servers under PyPy too, so that PyPy is compared with PyPy.
+    for name, module, make in (
+        ("uvicorn-h11-pypy", "uvicorn", lambda python: _uvicorn("h11", "asyncio", python)),
+        ("hypercorn-pypy", "hypercorn", _hypercorn_on),
+    ):
+        python, how = pypy_interpreter((module, "h11"))
+        servers.append(
+            ServerSpec(name, ("asgi",), make(python or PY), notes=asgi_only, unavailable=None if python else how)
+        )
     for spec in servers:
         spec.check()
     return servers, baseline

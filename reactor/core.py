@@ -83,6 +83,10 @@ class CoreLoop(asyncio.AbstractEventLoop):
         # One receive buffer for all the loop's socket transports: a loop reads one socket at a
         # time, and each read copies out what arrived before the next one starts.
         self._read_buffer = memoryview(bytearray(MAX_RECV))
+        # create_eager_task before 3.12: while it makes a Task, call_soon hands the task's
+        # first step over here instead of queueing it (see there).
+        self._capturing_step = False
+        self._captured_step: tuple | None = None
         self._waker = Waker()
         self._selector.register(self._waker.fd, EVENT_READ, (events.Handle(self._waker.drain, (), self), None))
 
@@ -248,6 +252,13 @@ class CoreLoop(asyncio.AbstractEventLoop):
     def call_soon(self, callback, *args, context=None) -> events.Handle:
         if self._closed:
             raise RuntimeError("Event loop is closed")
+        if self._capturing_step:
+            # Task() is scheduling its first step for create_eager_task, which runs it at
+            # once: no Handle, no trip through the ready queue. Task() ignores what
+            # call_soon returns (C and Python alike), and nothing else runs meanwhile.
+            self._capturing_step = False
+            self._captured_step = (callback, context)
+            return None
         handle = events.Handle(callback, args, self, context)
         if self._debug:
             self._check_thread()
@@ -346,18 +357,18 @@ class CoreLoop(asyncio.AbstractEventLoop):
             return self.create_task(coro)
         if _NATIVE_EAGER_TASKS:
             return tasks.Task(coro, loop=self, eager_start=True)
-        task = tasks.Task(coro, loop=self)
-        # Task() queued its first step with call_soon: take that handle out of the ready
-        # queue and run it here. It is the last entry unless something else was queued
-        # meanwhile (another thread, a finalizer run by the garbage collector), so look
-        # from the end, by index: other threads only ever append.
-        ready = self._ready
-        for index in range(len(ready) - 1, -1, -1):
-            handle = ready[index]
-            if getattr(handle._callback, "__self__", None) is task:
-                del ready[index]
-                handle._run()
-                break
+        # Task() schedules its first step with call_soon, the one call_soon it makes: that
+        # call hands the step back here (call_soon, above) instead of queueing a Handle.
+        self._capturing_step = True
+        try:
+            task = tasks.Task(coro, loop=self)
+        finally:
+            self._capturing_step = False
+        step, context = self._captured_step
+        self._captured_step = None
+        # What Handle._run would do. A task's step reports its errors to the task itself;
+        # only SystemExit and KeyboardInterrupt come out of it, and they must propagate.
+        context.run(step)
         return task
 
     def set_task_factory(self, factory) -> None:

@@ -11,6 +11,8 @@ above the high mark the protocol is told `pause_writing()`, below the low mark `
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 import socket
 import warnings
 from asyncio import BufferedProtocol
@@ -22,6 +24,12 @@ from .transport_errors import FatalErrorReporting, asyncio_logger
 # One read takes at most this much: large enough that a fast sender needs few wake-ups.
 # (The loop owns the buffer of this size that the reads go into: see `_read_ready`.)
 MAX_RECV = 256 * 1024
+# Buffered pieces handed to one sendmsg() (the kernel's IOV_MAX is 1024 on Linux).
+MAX_SEND_PIECES = 64
+
+
+# Scatter-gather sending where the platform has it (not on Windows).
+_sendmsg = getattr(socket.socket, "sendmsg", None)
 
 
 def _set_nodelay(sock: socket.socket) -> None:
@@ -58,7 +66,9 @@ class SocketTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport):
         self._protocol = protocol
         self._buffered = isinstance(protocol, BufferedProtocol)
         self._server = server
-        self._buffer = bytearray()
+        # What the kernel has not taken yet, as the pieces written (see `_keep`), oldest first.
+        self._buffer: collections.deque = collections.deque()
+        self._buffer_size = 0
         self._reading = True
         self._reading_registered = False
         self._closing = False
@@ -74,7 +84,7 @@ class SocketTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport):
 
     def __repr__(self) -> str:
         state = "closed" if self._sock is None else ("closing" if self._closing else "open")
-        return f"<{type(self).__name__} fd={self._fd} {state} buffered={len(self._buffer)}>"
+        return f"<{type(self).__name__} fd={self._fd} {state} buffered={self._buffer_size}>"
 
     def _start(self, waiter) -> None:
         if self._sock is None or not self._connection_made(waiter):
@@ -165,57 +175,116 @@ class SocketTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport):
 
     # ------------------------------------------------------------------ writing
 
-    def write(self, data) -> None:
+    # Discussion — the write buffer is a queue of the pieces written, not one bytearray.
+    # Appending to a bytearray copies every byte the kernel did not take, and dropping what
+    # it then takes from the front copies the rest again on PyPy (CPython moves a start
+    # pointer): a 1 MiB response sent in parts was copied several times over. Pieces are
+    # kept as they are (bytes are immutable; anything else is copied once, since its owner
+    # may change it as soon as write() returns), sent together with sendmsg(), and what the
+    # kernel takes is dropped by slicing a view.
+
+    def _check_writable(self, data) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self._eof_written:
             raise RuntimeError("Cannot call write() after write_eof()")
         if self._sendfile_in_progress:
             raise RuntimeError("unable to write; sendfile is in progress")
-        if not data:
-            return
-        if self._conn_lost:
-            if self._conn_lost >= WARN_AFTER_WRITES_TO_CLOSED:
-                asyncio_logger.warning("socket.send() raised exception.")
-            self._conn_lost += 1
+
+    def _lost(self) -> bool:
+        """True (and counted, as asyncio does) if the connection is gone: the write is dropped."""
+        if not self._conn_lost:
+            return False
+        if self._conn_lost >= WARN_AFTER_WRITES_TO_CLOSED:
+            asyncio_logger.warning("socket.send() raised exception.")
+        self._conn_lost += 1
+        return True
+
+    def write(self, data) -> None:
+        self._check_writable(data)
+        if not data or self._lost():
             return
         if not self._buffer:
             # Fast path: the socket usually takes the whole message and nothing is buffered.
-            try:
-                sent = self._sock.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on socket transport")
+            sent = self._send_now(self._sock.send, data)
+            if sent is None or sent == len(data):
                 return
-            if sent == len(data):
-                return
-            data = memoryview(data)[sent:]
+            self._keep(data, sent)
             self._loop._add_writer(self._fd, self._write_ready)
-        self._buffer += data
+        else:
+            self._keep(data, 0)
         self._maybe_pause_protocol()
 
     def writelines(self, list_of_data) -> None:
-        self.write(b"".join(list_of_data))
+        """All the pieces, in one sendmsg() when nothing is buffered: no joining copy."""
+        pieces = list(list_of_data)
+        for data in pieces:
+            self._check_writable(data)
+        pieces = [data for data in pieces if data]
+        if not pieces or self._lost():
+            return
+        if len(pieces) == 1 or self._buffer or _sendmsg is None:
+            for data in pieces:
+                self.write(data)
+            return
+        sent = self._send_now(self._sock.sendmsg, pieces)
+        if sent is None:
+            return
+        for data in pieces:
+            size = memoryview(data).nbytes
+            if sent < size:
+                self._keep(data, sent)
+            sent = max(0, sent - size)
+        if self._buffer:
+            self._loop._add_writer(self._fd, self._write_ready)
+            self._maybe_pause_protocol()
+
+    def _send_now(self, send, data) -> int | None:
+        """``send(data)``: what the kernel took (0 if it would block); None after a fatal error."""
+        try:
+            return send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            return None
+
+    def _keep(self, data, sent: int) -> None:
+        """Buffer what is left of ``data`` after its first ``sent`` bytes (see the discussion)."""
+        piece = data if type(data) is bytes else bytes(data)
+        if sent:
+            piece = memoryview(piece)[sent:]
+        self._buffer.append(piece)
+        self._buffer_size += len(piece)
 
     def _write_ready(self) -> None:
         buffer = self._buffer
         if self._conn_lost or not buffer:
             return
         try:
-            sent = self._sock.send(buffer)
+            if len(buffer) == 1 or _sendmsg is None:
+                sent = self._sock.send(buffer[0])
+            else:
+                sent = self._sock.sendmsg(list(itertools.islice(buffer, MAX_SEND_PIECES)))
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._loop._remove_writer(self._fd)
-            buffer.clear()
+            self._clear_buffer()
             self._fatal_error(exc, "Fatal write error on socket transport")
             return
-        del buffer[:sent]  # bytearray drops a prefix in amortised O(1)
+        self._buffer_size -= sent
+        while sent:
+            size = len(buffer[0])
+            if sent < size:
+                buffer[0] = memoryview(buffer[0])[sent:]
+                break
+            buffer.popleft()
+            sent -= size
         self._maybe_resume_protocol()
         if buffer:
             return
@@ -226,6 +295,10 @@ class SocketTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport):
             self._call_connection_lost(None)
         elif self._eof_written:
             self._shutdown_write()
+
+    def _clear_buffer(self) -> None:
+        self._buffer.clear()
+        self._buffer_size = 0
 
     def _wait_flushed(self) -> asyncio.Future:
         """A future settled once everything written so far has gone to the kernel."""
@@ -271,7 +344,7 @@ class SocketTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport):
             pass  # the peer is already gone; the read side will see it
 
     def get_write_buffer_size(self) -> int:
-        return len(self._buffer)
+        return self._buffer_size
 
     # ------------------------------------------------------------------ closing
 
@@ -298,7 +371,7 @@ class SocketTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport):
         if self._conn_lost:
             return
         if self._buffer:
-            self._buffer.clear()
+            self._clear_buffer()
             self._loop._remove_writer(self._fd)
         if not self._closing:
             self._closing = True

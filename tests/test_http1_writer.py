@@ -9,6 +9,8 @@ import pytest
 
 from treadle.server.http1.writer import (
     _FIELD_LINES,
+    _LENGTH_FIELDS,
+    _MAX_LENGTH_FIELDS,
     CONTINUE,
     ResponseLengthError,
     ResponseWriter,
@@ -36,9 +38,11 @@ def answered(
     writer.start(status, headers, trailers is not None, http10, head, te_trailers, keep_alive, defaults)
     out = b""
     for index, piece in enumerate(body):
-        out += writer.body(piece, index < len(body) - 1 or trailers is not None)
+        framed = writer.body(piece, index < len(body) - 1 or trailers is not None)
+        out += writer.take_head() + framed
     if not body:
-        out += writer.body(b"", trailers is not None)
+        framed = writer.body(b"", trailers is not None)
+        out += writer.take_head() + framed
     if trailers is not None:
         out += writer.trailers(trailers, False)
     return out, writer
@@ -76,8 +80,10 @@ def test_the_head_waits_for_the_first_body_bytes() -> None:
     writer = ResponseWriter()
     writer.start(200, [], False, False, False, False, True, defaults)
     assert writer.head is not None  # held: nothing given out by start()
-    first = writer.body(b"abc", True)
-    assert first.startswith(b"HTTP/1.1 200 OK\r\n") and first.endswith(b"\r\n\r\n3\r\nabc\r\n")
+    assert writer.body(b"abc", True) == b"3\r\nabc\r\n"  # framed: the head is taken apart
+    head = writer.take_head()
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
+    assert writer.take_head() == b"" and writer.head is None  # given out once
     assert writer.body(b"de", False) == b"2\r\nde\r\n0\r\n\r\n"
 
 
@@ -155,6 +161,27 @@ def test_values_lose_surrounding_whitespace_and_valid_lines_are_cached() -> None
     answered(200, [header, (b"content-length", b"0")], [])
     assert _FIELD_LINES[header] == b"x-cached: v\r\n"
     assert (b"content-length", b"0") not in _FIELD_LINES  # fields the server acts on never are
+
+
+def test_content_length_fields_seen_before_are_held_to_the_same_rules() -> None:
+    # Kept apart with their value (writer._LENGTH_FIELDS): the second response with the same
+    # fields takes them from there, and must come out, or fail, exactly as the first.
+    length, other = (b"Content-Length", b" 3 "), (b"content-length", b"4")
+    for _ in range(2):
+        wire, writer = answered(200, [length, length], [b"abc"])
+        assert wire.count(b"Content-Length: 3\r\n") == 1 and writer.framing == 0
+        with pytest.raises(RuntimeError, match="Conflicting"):
+            answered(200, [length, other], [b"abc"])
+        with pytest.raises(ResponseLengthError, match="longer than Content-Length by 1"):
+            answered(200, [length], [b"abcd"])
+        with pytest.raises(RuntimeError, match="Invalid Content-Length"):
+            answered(200, [(b"content-length", b"-1")], [])
+    assert _LENGTH_FIELDS[length] == (b"Content-Length: 3\r\n", 3)
+    assert (b"content-length", b"-1") not in _LENGTH_FIELDS
+    # Bounded: an app whose every body has a new length fills it once, then is checked each time.
+    for size in range(_MAX_LENGTH_FIELDS + 10):
+        answered(200, [(b"content-length", b"%d" % size)], [b"x" * size])
+    assert len(_LENGTH_FIELDS) == _MAX_LENGTH_FIELDS
 
 
 def test_a_file_body_and_the_end_of_an_event_stream() -> None:

@@ -102,8 +102,8 @@ def test_handle_source_traceback_in_debug_mode() -> None:
 @pytest.mark.parametrize("task_class", [asyncio.tasks._PyTask, getattr(asyncio.tasks, "_CTask", None)],
                          ids=["python", "c"])
 def test_a_new_tasks_first_step_is_a_call_soon_whose_callback_belongs_to_the_task(task_class) -> None:
-    # Before 3.12, create_eager_task takes the task's first step out of the ready queue by
-    # recognising the handle whose callback's __self__ is the task.
+    # Before 3.12, create_eager_task relies on Task() scheduling its first step with one
+    # call_soon (which it has hand the step back instead of queueing it): a step of the task's.
     if task_class is None:
         pytest.skip("no C tasks here (PyPy)")
 

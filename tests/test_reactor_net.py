@@ -203,6 +203,44 @@ def test_write_buffer_limits_and_pause_writing_for_a_slow_reader(loop) -> None:
     run(loop, main(), timeout=30)
 
 
+def test_buffered_writes_keep_their_order_and_bytes_their_owners_change_afterwards(loop) -> None:
+    # The write buffer keeps the pieces written (reactor/transports.py): bytes as they are,
+    # a bytearray or memoryview copied, since its owner may reuse it once write() returns;
+    # writelines() sends its pieces with one sendmsg(); partial sends drop a prefix.
+    async def main():
+        server, port, accepted = await _server_and_client(loop)
+        transport, client = await loop.create_connection(lambda: Collector(loop), "127.0.0.1", port)
+        peer = await accepted
+        peer.transport.pause_reading()  # fill the kernel's buffers, so that writes are kept
+        filler = bytes(range(256)) * 1024
+        expected = bytearray()
+        while not transport.get_write_buffer_size():
+            transport.write(filler)
+            expected += filler
+            assert len(expected) < 256 * 1024 * 1024, "the kernel never refused"
+        reused = bytearray(b"a" * 1000)
+        transport.write(reused)
+        reused[:] = b"b" * 1000  # changed after write(): what was written must not change
+        view = memoryview(bytearray(b"c" * 500))
+        transport.writelines([b"head:", view, b"", bytearray(b"tail")])
+        view[:] = b"d" * 500
+        expected += b"a" * 1000 + b"head:" + b"c" * 500 + b"tail"
+        buffered = transport.get_write_buffer_size()
+        assert buffered >= 1000 + 5 + 500 + 4
+        peer.transport.resume_reading()
+        assert await peer.wait_for_bytes(len(expected)) == bytes(expected)
+        assert transport.get_write_buffer_size() == 0
+        # Nothing buffered: writelines() goes out at once, in order.
+        transport.writelines([b"x" * 70000, b"y", memoryview(b"z" * 3)])
+        expected += b"x" * 70000 + b"y" + b"zzz"
+        assert await peer.wait_for_bytes(len(expected)) == bytes(expected)
+        transport.close()
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main(), timeout=30)
+
+
 def test_streams_echo_with_drain(loop) -> None:
     async def main():
         async def handle(reader, writer):

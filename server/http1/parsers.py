@@ -6,7 +6,7 @@ The interface is the fast parser's own (server/http1/fastparse): ``receive_data(
 ``next_event()`` returning ``Request`` (a complete head, with the framing facts the server
 needs worked out: keep-alive, length, chunked, 100-continue, ``TE: trailers``, upgrade),
 ``Data``, ``EndOfMessage``, ``NEED_DATA`` or ``PAUSED``, raising ``RemoteProtocolError``
-with the status to answer; ``trailing_data``; ``they_are_waiting_for_100_continue``; and
+with the status to answer; ``trailing_data`` (and ``buffered``, its size); ``they_are_waiting_for_100_continue``; and
 ``next_request()`` once an exchange is over (True if the next request's bytes are here).
 
 ``H11Parser`` puts h11 behind it. A fresh ``h11.Connection`` is made per request: it costs
@@ -82,6 +82,10 @@ class H11Parser:
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
         return self._conn.trailing_data
+
+    @property
+    def buffered(self) -> int:
+        return len(self._conn.trailing_data[0])
 
     @property
     def they_are_waiting_for_100_continue(self) -> bool:

@@ -88,12 +88,18 @@ class Responder:
             # never yields must still learn of it here rather than write into the void.
             cycle.disconnect()
             return None
+        writer = self.writer
         try:
-            out = self.writer.body(data, more_body)
+            out = writer.body(data, more_body)
         except ResponseLengthError as exc:
             self._length_error(exc)
             raise
-        self._write(out)
+        head = writer.head  # the head goes with the first piece (writer.take_head, inlined)
+        if head is None:
+            self._write(out)
+        else:
+            writer.head = None
+            self._write(out, head)
         if not more_body and not self.writer.trailers_announced:
             self._response_complete()
         elif self._write_paused and self._state is not _CLOSED:
@@ -132,6 +138,7 @@ class Responder:
             raise
         if writer.framing is _NO_BODY or not count:
             return
+        self._send_held()  # the kernel sends the file: what comes before it must be out first
         self._arm_send_deadline()
         sent = 0
         try:

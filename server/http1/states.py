@@ -35,3 +35,11 @@ class Deadline(IntEnum):
     LINGER = 3  # draining input after an early response, before closing
     REQUEST_BODY = 4  # the next body byte the client owes
     SEND = 5  # the client must take some of the response bytes waiting for it (--timeout-send)
+
+
+class FirstStep(IntEnum):
+    """Whether ``_handle_events`` is running an app's first step (server/http1/connection.py)."""
+
+    OUTSIDE = 0  # it is not: a response completed now came from a later step, or a worker
+    RUNNING = 1  # it is: a response completed now was made inside it
+    NEXT_WAITING = 2  # ... and left a pipelined request for it to start next

@@ -13,6 +13,10 @@ import asyncio
 from typing import Any
 
 NO_TIMER = 0  # each protocol's deadline kinds are an IntEnum whose NONE is this
+# Held writes go out at once when they, with what the transport buffers, reach this much:
+# the transport's high-water mark, so that holding never lets more pile up than writing
+# each response at once would.
+HOLD_LIMIT = 64 * 1024
 
 
 class ConnectionControl:
@@ -38,6 +42,7 @@ class ConnectionControl:
     _deadline = 0.0
     _written = 0  # bytes handed to the transport (``_write``), for the send deadline
     _taken_mark = 0
+    _held: bytes | None = None  # while not None, what ``_write`` gathers for ``_send_held``
 
     def _pause_reading(self) -> None:
         if not self._read_paused:
@@ -49,12 +54,50 @@ class ConnectionControl:
             self._read_paused = False
             self.transport.resume_reading()
 
-    def _write(self, data: bytes) -> None:
-        """Everything the protocol sends goes through here (counted for the send deadline)."""
-        if data:
-            self._written += len(data)  # first: the write may call pause_writing, which reads it
+    def _write(self, data: bytes, head: bytes = b"") -> None:
+        """Everything the protocol sends goes through here (counted for the send deadline);
+        between ``_hold_writes`` and ``_send_held``, gathered to go out in one write.
+        ``head``: what goes before ``data`` (a response's head): joined to a small ``data``,
+        written beside a large one (``writelines``: one ``sendmsg``, no copy of the body)."""
+        if head and len(data) < HOLD_LIMIT:
+            data, head = head + data, b""
+        held = self._held
+        if held is not None:
+            held += head
+            # Held, unless the transport would then pass its high-water mark: written now,
+            # the transport pauses the protocol as it would have for each write alone.
+            if len(held) + len(data) + self.transport.get_write_buffer_size() < HOLD_LIMIT:
+                self._held = held + data  # b"" + data is data itself: no copy
+                return
+            self._held = b""
+            head = held
+        # Counted first: the write may call pause_writing, which reads the count.
+        if head:
+            size = len(head) + len(data)
+            self._written += size
+            self.transport.writelines((head, data))
+        elif data:
+            size = len(data)
+            self._written += size
             self.transport.write(data)
-            self.state.stats.bytes_out += len(data)
+        else:
+            return
+        self.state.stats.bytes_out += size
+
+    def _hold_writes(self) -> None:
+        """Gather what is written from now on, until ``_send_held``: several responses made
+        in one callback (pipelined requests) then cost one ``send`` instead of one each."""
+        if self._held is None:
+            self._held = b""
+
+    def _send_held(self) -> None:
+        """Write what was held, and write through again. Before anything that must follow
+        the held bytes on the wire (a file sent by the kernel, end of stream, a close, a
+        hand-over), and at the end of the callback that held them."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._write(held)
 
     # -- the send deadline ---------------------------------------------------------------------
     #
@@ -87,6 +130,7 @@ class ConnectionControl:
 
     def _close_transport(self) -> None:
         """Close once what is buffered is sent: the send deadline bounds how long that takes."""
+        self._send_held()
         transport = self.transport
         transport.close()
         if transport.get_write_buffer_size() and self.config.timeout_send:

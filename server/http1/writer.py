@@ -22,7 +22,9 @@ leaves in one ``write``.
 Discussion — header lines an app sends on every response (content-type, cache-control...)
 are checked once: the rendered line of each valid ``(name, value)`` tuple is kept, up to a
 bound, so that apps sending unique values (cookies, etags) cannot grow it. The fields the
-server acts on, or replaces, are never cached: their values matter per response.
+server acts on, or replaces, are not among them: their values matter per response. Only
+Content-Length, which nearly every response has, is kept too, apart, with its value: a
+hit gives the line and the length without checking the field again.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ _bad_value = re.compile(rb"[\x00\r\n]").search
 
 _FIELD_LINES: dict[tuple[bytes, bytes], bytes] = {}
 _MAX_FIELD_LINES = 512
+# Content-Length fields seen before, checked: their line and their value. Apart from the
+# other lines, so that an app whose bodies vary in length cannot crowd those out.
+_LENGTH_FIELDS: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
+_MAX_LENGTH_FIELDS = 1024
 _SERVER_SET = frozenset((b"content-length", b"transfer-encoding", b"connection", b"date", b"server"))
 
 
@@ -122,11 +128,23 @@ def is_event_stream(headers: Iterable[Any]) -> bool:
     return False
 
 
+def _length_field(header: Any, name: bytes, value: bytes) -> tuple[bytes, int]:
+    """A checked Content-Length field's line and value (kept for the next response that
+    has the same); RuntimeError if the value is not a length."""
+    if is_digits(value) is None:
+        raise RuntimeError(f"Invalid Content-Length {value!r}.")
+    length = (name + b": " + value + b"\r\n", int(value))
+    if len(_LENGTH_FIELDS) < _MAX_LENGTH_FIELDS and type(header) is tuple:
+        _LENGTH_FIELDS[header] = length
+    return length
+
+
 class ResponseWriter:
     """Renders one response after another for a connection (reused: one per connection).
 
-    ``start`` renders and holds the head; ``body``, ``trailers``, ``file_start``/``file_end``
-    and ``end_stream`` return the bytes to write; ``error`` renders the server's own answer
+    ``start`` renders and holds the head; ``take_head`` gives it out, with the first ``body``
+    piece; ``trailers``, ``file_start``/``file_end`` and ``end_stream`` return the bytes to
+    write, the head first if it is still held; ``error`` renders the server's own answer
     instead. ``keep_alive`` says, once ``start`` has run, whether the connection may carry
     another request after this response; ``status`` and ``body_bytes`` are what an access log
     reports of it. ``request_id``, set by the connection for each request when
@@ -187,35 +205,40 @@ class ResponseWriter:
         for header in headers:
             try:
                 line = known(header)
+                length = None if line is not None else _LENGTH_FIELDS.get(header)
             except TypeError:  # a list pair: unhashable, so checked every time
-                line = None
+                line = length = None
             if line is not None:
                 lines.append(line)
                 continue
-            name, value = check_header(header)
-            lname = name.lower()
-            if lname == b"content-length":
-                if is_digits(value) is None:
-                    raise RuntimeError(f"Invalid Content-Length {value!r}.")
-                if content_length is not None:
-                    if int(value) != content_length:
-                        raise RuntimeError("Conflicting Content-Length headers.")
+            if length is None:
+                name, value = check_header(header)
+                lname = name.lower()
+                if lname == b"content-length":
+                    length = _length_field(header, name, value)
+                elif lname == b"transfer-encoding":
+                    continue  # the server chooses the framing
+                elif lname == b"connection":
+                    if b"close" in value.lower():
+                        keep_alive = False
+                    continue  # replaced by our own, consistent with what we will do
+                else:
+                    if lname == b"date":
+                        has_date = True
+                    elif lname == b"server":
+                        has_server = True
+                    line = name + b": " + value + b"\r\n"
+                    if lname not in _SERVER_SET and len(_FIELD_LINES) < _MAX_FIELD_LINES and type(header) is tuple:
+                        _FIELD_LINES[header] = line
+                    lines.append(line)
                     continue
-                content_length = int(value)
-            elif lname == b"transfer-encoding":
-                continue  # the server chooses the framing
-            elif lname == b"connection":
-                if b"close" in value.lower():
-                    keep_alive = False
-                continue  # replaced by our own, consistent with what we will do
-            elif lname == b"date":
-                has_date = True
-            elif lname == b"server":
-                has_server = True
-            line = name + b": " + value + b"\r\n"
-            if lname not in _SERVER_SET and len(_FIELD_LINES) < _MAX_FIELD_LINES and type(header) is tuple:
-                _FIELD_LINES[header] = line
-            lines.append(line)
+            # Content-Length, given more than once: the same value each time, sent once.
+            if content_length is not None:
+                if length[1] != content_length:
+                    raise RuntimeError("Conflicting Content-Length headers.")
+                continue
+            content_length = length[1]
+            lines.append(length[0])
 
         if request_head or status == 204 or status == 304:
             framing = _NO_BODY
@@ -270,8 +293,11 @@ class ResponseWriter:
         return head + body
 
     def body(self, data: bytes, more_body: bool) -> bytes:
-        """A piece of body, framed, after the held head if it is still held; with
-        ``more_body`` false and no trailers announced, the end of the body too."""
+        """A piece of body, framed (the held head is not in it: ``take_head``); with
+        ``more_body`` false and no trailers announced, the end of the body too.
+
+        The head is taken apart so that a large body is never copied behind it: the
+        connection writes the two together (server/http1/timers.py ``_write``)."""
         framing = self.framing
         if framing == _CHUNKED:
             out = b"".join((b"%x\r\n" % len(data), data, b"\r\n")) if data else b""
@@ -286,14 +312,10 @@ class ResponseWriter:
             self.remaining = remaining
             out = data
         elif framing == _NO_BODY:
-            return self._take_head()
+            return b""
         else:
             out = data
         self.body_bytes += len(data)
-        head = self.head
-        if head is not None:
-            self.head = None
-            return head + out
         return out
 
     def trailers(self, headers: Iterable[Any], more_trailers: bool) -> bytes:
@@ -305,7 +327,7 @@ class ResponseWriter:
                 self._trailer_lines.append(name + b": " + value + b"\r\n")
         if more_trailers:
             return b""
-        out = self._take_head()
+        out = self.take_head()
         if self.framing == _CHUNKED:
             out += b"0\r\n" + b"".join(self._trailer_lines) + b"\r\n"
         return out
@@ -320,7 +342,7 @@ class ResponseWriter:
                     f"Response content longer than Content-Length by {count - self.remaining} bytes."
                 )
             self.remaining -= count
-        out = self._take_head()
+        out = self.take_head()
         if framing == _CHUNKED and count:
             out += b"%x\r\n" % count
         return out
@@ -333,7 +355,7 @@ class ResponseWriter:
     def end_stream(self) -> bytes:
         """The end of a body the server cuts off on purpose (an event stream at shutdown):
         the held head and the last chunk. Other framings cannot end early: nothing to add."""
-        out = self._take_head()
+        out = self.take_head()
         if self.framing == _CHUNKED:
             out += LAST_CHUNK
         return out
@@ -342,7 +364,8 @@ class ResponseWriter:
         field = response_field(self.request_id_name, self.request_id, app_headers)
         return b"" if field is None else field[0] + b": " + field[1] + b"\r\n"
 
-    def _take_head(self) -> bytes:
+    def take_head(self) -> bytes:
+        """The head, if it is still held (once: b"" afterwards)."""
         head = self.head
         if head is None:
             return b""

@@ -94,6 +94,11 @@ class ServerConnection:
         """Bytes received but not yet parsed, and whether the client has closed (as h11)."""
         return self._buf[self._pos :], self._eof
 
+    @property
+    def buffered(self) -> int:
+        """How many bytes received are not yet parsed (``trailing_data``'s, without a copy)."""
+        return len(self._buf) - self._pos
+
     def next_event(self) -> Event:
         """The next event, ``NEED_DATA`` or ``PAUSED``; raises ``RemoteProtocolError``."""
         state = self.their_state
