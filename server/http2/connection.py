@@ -48,7 +48,7 @@ from treadle.server.http2.defences import BUDGET_PERIOD, Defences
 from treadle.server.http2.engine import MAX_WINDOW, StreamRefused, new_engine
 from treadle.server.http2.frames import FrameGuard, HeaderBlockTooLarge
 from treadle.server.http2.sending import TRANSPORT_HIGH_WATER, TRANSPORT_LOW_WATER, Sender
-from treadle.server.http2.stream import Stream, TunnelStream
+from treadle.server.http2.stream import Stream, TunnelStream, read_head
 from treadle.server.observe import request_id
 from treadle.server.observe.logging import error_logger
 from treadle.server.state import ServerState
@@ -296,37 +296,14 @@ class Http2Connection(Defences, Sender, ConnectionControl, asyncio.Protocol):
             self._send_reset(stream_id, ErrorCodes.REFUSED_STREAM)
             self._charge_reset()
             return
-        method = path = authority = protocol = b""
-        fields = []
-        te_trailers = expect_100 = False
-        content_length = None
-        for name, value in headers:
-            if name[:1] == b":":
-                if name == b":method":
-                    method = value
-                elif name == b":path":
-                    path = value
-                elif name == b":authority":
-                    authority = value
-                elif name == b":protocol":
-                    protocol = value  # RFC 8441 4: extended CONNECT
-                continue
-            if name == b"te":
-                te_trailers = b"trailers" in value.lower()
-            elif name == b"expect":
-                expect_100 = value.lower() == b"100-continue"
-            elif name == b"content-length":
-                content_length = int(value)  # h2 has checked it is digits
-            fields.append((name, value))
-        # RFC 9113 8.3.1: :authority is what HTTP/1.1 puts in Host; an app looks for host.
-        if authority and not any(name == b"host" for name, _ in fields):
-            fields.insert(0, (b"host", authority))
+        head = read_head(headers)
+        method, path, fields, content_length = head.method, head.path, head.fields, head.content_length
         # RFC 8441: an extended CONNECT for a WebSocket (h2 lets :protocol through only when
         # we announced SETTINGS_ENABLE_CONNECT_PROTOCOL, only with WebSockets on).
-        tunnel = method == b"CONNECT" and protocol == b"websocket" and self.websocket is not None
+        tunnel = method == b"CONNECT" and head.protocol == b"websocket" and self.websocket is not None
         stream = (TunnelStream if tunnel else Stream)(stream_id, self, method, path, self.loop.time())
-        stream.te_trailers = te_trailers
-        stream.expect_100 = expect_100
+        stream.te_trailers = head.te_trailers
+        stream.expect_100 = head.expect_100
         self.streams[stream_id] = stream
         self._served += 1
         config = self.config

@@ -1,4 +1,5 @@
-"""One HTTP/2 stream: the ``Channel`` (server/exchange.py) its exchange answers through.
+"""One HTTP/2 stream: the ``Channel`` (server/exchange.py) its exchange answers through, and
+``read_head``, which reads its request head (pseudo-headers apart).
 
 An exchange — the ASGI cycle or the WSGI call — does not know it is on HTTP/2: it calls
 ``start_response``, ``send_body``, ``send_trailers``... as it would on an HTTP/1.1
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any, Awaitable, Iterable
+from typing import Any, Awaitable, Iterable, NamedTuple
 
 from treadle.server.exchange import ResponseState
 from treadle.server.http1.fastparse.grammar import is_digits
@@ -38,6 +39,48 @@ HIGH_WATER = 64 * 1024  # body bytes queued on a stream before the app's send() 
 # RFC 9113 8.2.2: connection-specific fields must not appear in an HTTP/2 message.
 _CONNECTION_FIELDS = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"))
 _DONE = ResponseState.DONE
+
+
+class RequestHead(NamedTuple):
+    """What a request's header list says, pseudo-headers apart from the fields."""
+
+    method: bytes
+    path: bytes
+    protocol: bytes  # RFC 8441 4: extended CONNECT's :protocol
+    fields: list[tuple[bytes, bytes]]  # the regular fields, ``host`` first (from :authority)
+    te_trailers: bool
+    expect_100: bool
+    content_length: int | None
+
+
+def read_head(headers: Iterable[tuple[bytes, bytes]]) -> RequestHead:
+    """Read a header list h2 has validated (RFC 9113 8.3: pseudo-headers first, each once)."""
+    method = path = authority = protocol = b""
+    fields = []
+    te_trailers = expect_100 = False
+    content_length = None
+    for name, value in headers:
+        if name[:1] == b":":
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                path = value
+            elif name == b":authority":
+                authority = value
+            elif name == b":protocol":
+                protocol = value
+            continue
+        if name == b"te":
+            te_trailers = b"trailers" in value.lower()
+        elif name == b"expect":
+            expect_100 = value.lower() == b"100-continue"
+        elif name == b"content-length":
+            content_length = int(value)  # h2 has checked it is digits
+        fields.append((name, value))
+    # RFC 9113 8.3.1: :authority is what HTTP/1.1 puts in Host; an app looks for host.
+    if authority and not any(name == b"host" for name, _ in fields):
+        fields.insert(0, (b"host", authority))
+    return RequestHead(method, path, protocol, fields, te_trailers, expect_100, content_length)
 
 
 class Stream:
