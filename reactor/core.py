@@ -24,27 +24,23 @@ import os
 import sys
 import threading
 import time
-import traceback
 import warnings
 import weakref
 from asyncio import events, futures, tasks
 from selectors import EVENT_READ, EVENT_WRITE
 
-from .executor import wrap_concurrent_future
+from .executor import Executors
+from .reporting import Reporting
 from .selection import make_selector
 from .timers import TimerHeap
 from .transports import MAX_RECV
 from .waker import Waker
 
 logger = logging.getLogger("reactor")
-# Unhandled-exception reports keep asyncio's logger, so an app's logging setup for asyncio
-# applies whichever loop it runs on.
-asyncio_logger = logging.getLogger("asyncio")
 
 # A blocking wait longer than a day is never needed: a timer that far out simply makes the
 # loop wake once a day and wait again (epoll rejects timeouts past ~24.8 days anyway).
 _MAX_SELECT_TIMEOUT = 24 * 3600
-_DEBUG_STACK_DEPTH = 10
 # asyncio.Task(..., eager_start=True) exists from 3.12; create_eager_task emulates it before.
 _NATIVE_EAGER_TASKS = sys.version_info >= (3, 12)
 
@@ -55,7 +51,7 @@ def _env_debug() -> bool:
     )
 
 
-class CoreLoop(asyncio.AbstractEventLoop):
+class CoreLoop(Executors, Reporting, asyncio.AbstractEventLoop):
     """The scheduling core of `Reactor`; see the module docstring for one pass of the loop."""
 
     # A loop whose __init__ failed (say, an unknown selector name) owns nothing: closed from the start.
@@ -470,156 +466,6 @@ class CoreLoop(asyncio.AbstractEventLoop):
         except (KeyError, ValueError):
             pass  # not registered (any more): registering afresh is all that is left to do
 
-    # ------------------------------------------------------------------ the thread pool bridge
-
-    def run_in_executor(self, executor, func, *args) -> asyncio.Future:
-        self._check_closed()
-        if self._debug:
-            self._check_callback(func, "run_in_executor")
-        if executor is None:
-            if self._executor_shutdown_called:
-                raise RuntimeError("Executor shutdown has been called")
-            executor = self._default_executor
-            if executor is None:
-                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="reactor-executor")
-                self._default_executor = executor
-        return wrap_concurrent_future(executor.submit(func, *args), self)
-
-    def set_default_executor(self, executor) -> None:
-        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
-            raise TypeError("executor must be ThreadPoolExecutor")
-        self._default_executor = executor
-
-    async def shutdown_default_executor(self, timeout=None) -> None:
-        """Wait for the default executor's threads, in a helper thread so the loop keeps running."""
-        self._executor_shutdown_called = True
-        executor = self._default_executor
-        if executor is None:
-            return
-        done = self.create_future()
-        thread = threading.Thread(target=self._join_executor, args=(executor, done), daemon=True)
-        thread.start()
-        try:
-            await asyncio.wait_for(asyncio.shield(done), timeout)
-        except asyncio.TimeoutError:
-            warnings.warn(
-                f"The executor did not finish joining its threads within {timeout} seconds.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            executor.shutdown(wait=False)
-        else:
-            thread.join()
-
-    def _join_executor(self, executor, done: asyncio.Future) -> None:
-        try:
-            executor.shutdown(wait=True)
-            if not self._closed:
-                self.call_soon_threadsafe(_set_result_unless_done, done, None)
-        except Exception as exc:
-            if not self._closed:
-                self.call_soon_threadsafe(_set_exception_unless_done, done, exc)
-
-    # ------------------------------------------------------------------ async generators
-
-    def _asyncgen_firstiter_hook(self, agen) -> None:
-        if self._asyncgens_shutdown_called:
-            warnings.warn(
-                f"asynchronous generator {agen!r} was scheduled after loop.shutdown_asyncgens() call",
-                ResourceWarning,
-                stacklevel=2,
-                source=self,
-            )
-        self._asyncgens.add(agen)
-
-    def _asyncgen_finalizer_hook(self, agen) -> None:
-        self._asyncgens.discard(agen)
-        if not self.is_closed():
-            self.call_soon_threadsafe(self.create_task, agen.aclose())
-
-    async def shutdown_asyncgens(self) -> None:
-        self._asyncgens_shutdown_called = True
-        if not self._asyncgens:
-            return
-        closing = list(self._asyncgens)
-        self._asyncgens.clear()
-        results = await asyncio.gather(*[agen.aclose() for agen in closing], return_exceptions=True)
-        for result, agen in zip(results, closing):
-            if isinstance(result, Exception):
-                self.call_exception_handler(
-                    {
-                        "message": f"an error occurred during closing of asynchronous generator {agen!r}",
-                        "exception": result,
-                        "asyncgen": agen,
-                    }
-                )
-
-    # ------------------------------------------------------------------ errors and debug mode
-
-    def get_exception_handler(self):
-        return self._exception_handler
-
-    def set_exception_handler(self, handler) -> None:
-        if handler is not None and not callable(handler):
-            raise TypeError(f"A callable object or None is expected, got {handler!r}")
-        self._exception_handler = handler
-
-    def default_exception_handler(self, context: dict) -> None:
-        message = context.get("message") or "Unhandled exception in event loop"
-        exception = context.get("exception")
-        exc_info = (type(exception), exception, exception.__traceback__) if exception is not None else False
-        lines = [message]
-        for key in sorted(context):
-            if key in ("message", "exception"):
-                continue
-            value = context[key]
-            if key == "source_traceback":
-                tb = "".join(traceback.format_list(value)).rstrip()
-                lines.append(f"Object created at (most recent call last):\n{tb}")
-            else:
-                lines.append(f"{key}: {value!r}")
-        asyncio_logger.error("\n".join(lines), exc_info=exc_info)
-
-    def call_exception_handler(self, context: dict) -> None:
-        if self._exception_handler is None:
-            try:
-                self.default_exception_handler(context)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException:
-                # Reporting must never take the loop down, even with a broken logging setup.
-                logger.error("Exception in default exception handler", exc_info=True)
-            return
-        try:
-            run_in = _context_of(context)
-            if run_in is None:
-                self._exception_handler(self, context)
-            else:
-                run_in.run(self._exception_handler, self, context)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            try:
-                self.default_exception_handler(
-                    {"message": "Unhandled error in exception handler", "exception": exc, "context": context}
-                )
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException:
-                logger.error("Exception in default exception handler while handling an unexpected "
-                             "error in custom exception handler", exc_info=True)
-
-    def get_debug(self) -> bool:
-        return self._debug
-
-    def set_debug(self, enabled: bool) -> None:
-        self._debug = enabled
-        if self.is_running():
-            self.call_soon_threadsafe(self._set_coroutine_origin_tracking, enabled)
-
-    def _set_coroutine_origin_tracking(self, enabled: bool) -> None:
-        sys.set_coroutine_origin_tracking_depth(_DEBUG_STACK_DEPTH if enabled else 0)
-
     def __del__(self, _warn=warnings.warn) -> None:
         if not self.is_closed():
             _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
@@ -636,20 +482,6 @@ def _fileno(fileobj) -> int:
         raise ValueError(f"Invalid file object: {fileobj!r}") from None
 
 
-def _context_of(context: dict):
-    """The contextvars.Context a custom exception handler runs in: that of the task, future or
-    handle the error came from, so the handler sees the values the failing code set (what
-    asyncio does from Python 3.12, gh-96704). Tasks and handles have `get_context()` from 3.12
-    on; before, and for anything else, the handler runs in the loop's own context.
-    """
-    for key in ("task", "future", "handle"):
-        source = context.get(key)
-        if source is not None:
-            get_context = getattr(source, "get_context", None)
-            return get_context() if get_context is not None else None
-    return None
-
-
 def _describe_handle(handle: events.Handle) -> str:
     callback = handle._callback
     task = getattr(callback, "__self__", None)
@@ -660,13 +492,3 @@ def _describe_handle(handle: events.Handle) -> str:
 
 def _stop_loop_of(future: asyncio.Future) -> None:
     future.get_loop().stop()
-
-
-def _set_result_unless_done(future: asyncio.Future, result) -> None:
-    if not future.done():
-        future.set_result(result)
-
-
-def _set_exception_unless_done(future: asyncio.Future, exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)

@@ -1,6 +1,7 @@
 """The bridge from a thread pool back to the reactor.
 
-`run_in_executor` submits work to a `concurrent.futures` pool and hands the caller an
+`run_in_executor` (the loop's, from the `Executors` mixin: the default pool, made on first
+use, and its shutdown) submits work to a `concurrent.futures` pool and hands the caller an
 asyncio future. The worker thread must never touch that future (asyncio futures are not
 thread-safe): when the work finishes it only queues a callback with call_soon_threadsafe,
 which wakes the reactor, and the reactor settles the future. Cancelling the asyncio future
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
+import warnings
 
 
 def wrap_concurrent_future(work: concurrent.futures.Future, loop) -> asyncio.Future:
@@ -75,3 +78,65 @@ def _as_asyncio_error(exc: BaseException) -> BaseException:
     if type(exc) is concurrent.futures.InvalidStateError:
         return asyncio.InvalidStateError(*exc.args)
     return exc
+
+
+class Executors:
+    """The loop's thread pools: the default one, made on first use, and its shutdown."""
+
+    def run_in_executor(self, executor, func, *args) -> asyncio.Future:
+        self._check_closed()
+        if self._debug:
+            self._check_callback(func, "run_in_executor")
+        if executor is None:
+            if self._executor_shutdown_called:
+                raise RuntimeError("Executor shutdown has been called")
+            executor = self._default_executor
+            if executor is None:
+                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="reactor-executor")
+                self._default_executor = executor
+        return wrap_concurrent_future(executor.submit(func, *args), self)
+
+    def set_default_executor(self, executor) -> None:
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError("executor must be ThreadPoolExecutor")
+        self._default_executor = executor
+
+    async def shutdown_default_executor(self, timeout=None) -> None:
+        """Wait for the default executor's threads, in a helper thread so the loop keeps running."""
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is None:
+            return
+        done = self.create_future()
+        thread = threading.Thread(target=self._join_executor, args=(executor, done), daemon=True)
+        thread.start()
+        try:
+            await asyncio.wait_for(asyncio.shield(done), timeout)
+        except asyncio.TimeoutError:
+            warnings.warn(
+                f"The executor did not finish joining its threads within {timeout} seconds.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            executor.shutdown(wait=False)
+        else:
+            thread.join()
+
+    def _join_executor(self, executor, done: asyncio.Future) -> None:
+        try:
+            executor.shutdown(wait=True)
+            if not self._closed:
+                self.call_soon_threadsafe(_set_result_unless_done, done, None)
+        except Exception as exc:
+            if not self._closed:
+                self.call_soon_threadsafe(_set_exception_unless_done, done, exc)
+
+
+def _set_result_unless_done(future: asyncio.Future, result) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _set_exception_unless_done(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
