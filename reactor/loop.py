@@ -18,12 +18,15 @@ from .datagram import Datagrams
 from .introspect import Introspection
 from .network import Networking
 from .pipes import Pipes
+from .sendfile import FileSending
 from .signals import SignalHandling
 from .sockops import SocketOps
 from .subprocess import Subprocesses
 
 
-class Reactor(Introspection, SignalHandling, Networking, SocketOps, Pipes, Subprocesses, Datagrams, CoreLoop):
+class Reactor(
+    Introspection, SignalHandling, Networking, FileSending, SocketOps, Pipes, Subprocesses, Datagrams, CoreLoop
+):
     """An asyncio event loop built on `selectors`, written to be read.
 
     `Reactor(selector="epoll")` picks the readiness backend by name ("epoll", "kqueue",

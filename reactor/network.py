@@ -17,11 +17,8 @@ import socket
 import stat
 import sys
 from asyncio import sslproto
-from asyncio.constants import _SendfileMode
 
-from .sendfile import sendfile_by_writes, sendfile_native
 from .server import Server
-from .sockops import _check_sendfile_args
 from .transports import SocketTransport
 
 _HAS_IPV6 = socket.has_ipv6
@@ -414,7 +411,7 @@ class Networking:
         else:
             SocketTransport(self, conn, protocol, extra=extra, server=server)
 
-    # ------------------------------------------------------------------ TLS upgrade and sendfile
+    # ------------------------------------------------------------------ TLS upgrade
 
     async def start_tls(self, transport, protocol, sslcontext, *, server_side=False, server_hostname=None,
                         ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
@@ -443,29 +440,6 @@ class Networking:
             resumed.cancel()
             raise
         return ssl_protocol._app_transport
-
-    async def sendfile(self, transport, file, offset=0, count=None, *, fallback=True) -> int:
-        """Send a file over a transport: os.sendfile on a plain socket, read + write otherwise.
-
-        Transports say what they allow with asyncio's `_sendfile_compatible` marker: ours try
-        native sendfile, asyncio's TLS transport allows the fallback, datagrams nothing.
-        """
-        if transport.is_closing():
-            raise RuntimeError("Transport is closing")
-        mode = getattr(transport, "_sendfile_compatible", _SendfileMode.UNSUPPORTED)
-        if mode is _SendfileMode.UNSUPPORTED:
-            raise RuntimeError(f"sendfile is not supported for transport {transport!r}")
-        _check_sendfile_args(offset, count)
-        if mode is _SendfileMode.TRY_NATIVE:
-            try:
-                return await sendfile_native(self, transport, file, offset, count)
-            except asyncio.SendfileNotAvailableError:
-                if not fallback:
-                    raise
-        elif not fallback:
-            raise RuntimeError(f"fallback is disabled and native sendfile is not supported for "
-                               f"transport {transport!r}")
-        return await sendfile_by_writes(self, transport, file, offset, count)
 
 
 def _socket_file(sock: socket.socket):

@@ -13,9 +13,40 @@ hear that request, a stand-in protocol sits in front of the app's for the durati
 from __future__ import annotations
 
 import asyncio
+from asyncio.constants import _SendfileMode
+
+from .sockops import _check_sendfile_args
 
 # Read this much of a file per step when sendfile must fall back to read + write.
 FALLBACK_CHUNK = 256 * 1024
+
+
+class FileSending:
+    """The loop's ``sendfile`` (a mixin of the Reactor)."""
+
+    async def sendfile(self, transport, file, offset=0, count=None, *, fallback=True) -> int:
+        """Send a file over a transport: os.sendfile on a plain socket, read + write otherwise.
+
+        Transports say what they allow with asyncio's `_sendfile_compatible` marker: ours try
+        native sendfile, asyncio's TLS transport allows the fallback, datagrams nothing.
+        """
+        if transport.is_closing():
+            raise RuntimeError("Transport is closing")
+        mode = getattr(transport, "_sendfile_compatible", _SendfileMode.UNSUPPORTED)
+        if mode is _SendfileMode.UNSUPPORTED:
+            raise RuntimeError(f"sendfile is not supported for transport {transport!r}")
+        _check_sendfile_args(offset, count)
+        if mode is _SendfileMode.TRY_NATIVE:
+            try:
+                return await sendfile_native(self, transport, file, offset, count)
+            except asyncio.SendfileNotAvailableError:
+                if not fallback:
+                    raise
+        elif not fallback:
+            raise RuntimeError(f"fallback is disabled and native sendfile is not supported for "
+                               f"transport {transport!r}")
+        return await sendfile_by_writes(self, transport, file, offset, count)
+
 
 
 async def sendfile_native(loop, transport, file, offset: int, count: int | None) -> int:
