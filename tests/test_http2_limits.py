@@ -235,7 +235,7 @@ def test_a_client_that_grants_no_window_is_dropped_at_the_send_deadline(serve_on
             time.sleep(0.2)  # a client pinging five times a second, reading every answer
         elapsed = time.monotonic() - started
     assert raw.closed, "the stalled client was never dropped"
-    assert 1 <= elapsed < 4, elapsed
+    assert 1 <= elapsed < 6, elapsed
     assert any(isinstance(f, HeadersFrame) for f in seen)
     assert not any(isinstance(f, DataFrame) and f.data for f in seen)
     assert done.wait(5), "the app was not told its client is gone"
@@ -244,10 +244,10 @@ def test_a_client_that_grants_no_window_is_dropped_at_the_send_deadline(serve_on
 
 def test_a_client_granting_window_slowly_is_served_to_the_end(serve_once):
     """The deadline is an idle clock: a client that takes a little every half second, with
-    --timeout-send 1, gets its whole response."""
+    --timeout-send 2 and for longer than that in all, gets its whole response."""
     done = threading.Event()
     size = 96 * 1024
-    srv = serve_once(_streaming_app(size, done), timeout_send=1)
+    srv = serve_once(_streaming_app(size, done), timeout_send=2)
     with RawH2(srv.port) as raw:
         raw.send(SettingsFrame(0, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 0}))
         stream = raw.headers("/")
@@ -297,10 +297,10 @@ def test_a_body_that_stops_coming_is_408_on_its_stream_alone(serve_once):
 
 
 def test_a_slow_but_steady_body_is_not_cut(serve_once):
-    """The deadline is an idle clock: a body sent a piece every 0.3 s with a 0.5 s deadline
-    arrives whole."""
+    """The deadline is an idle clock: a body sent a piece every 0.3 s, for longer than the 1 s
+    deadline in all, arrives whole."""
     outcome: list = []
-    srv = serve_once(_body_reader(outcome), timeout_request_body=0.5)
+    srv = serve_once(_body_reader(outcome), timeout_request_body=1.0)
     with H2Client(srv.port) as client:
         stream = client.request("/upload", method="POST", body=b"x", end=False)
         for _ in range(5):
