@@ -119,10 +119,16 @@ def test_a_ping_flood_costs_a_pong_per_read_and_others_are_served_meanwhile(serv
         conn = wait_until(lambda: next(iter(srv.state.connections), None))
         batch = peer.conn.send(Ping(payload=b"p" * 125)) * 100
 
+        failed: list[BaseException] = []
+
         def flood() -> None:
-            for _ in range(count // 100):  # reading none of the answers meanwhile
-                peer.sock.sendall(batch)
-            flooded.set()
+            try:
+                for _ in range(count // 100):  # reading none of the answers meanwhile
+                    peer.sock.sendall(batch)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test, not lost in a thread
+                failed.append(exc)
+            finally:
+                flooded.set()  # (never a wait on a flood that can no longer end)
 
         flooder = threading.Thread(target=flood)
         flooder.start()
@@ -136,6 +142,7 @@ def test_a_ping_flood_costs_a_pong_per_read_and_others_are_served_meanwhile(serv
                     assert conn.transport.get_write_buffer_size() <= 64 * 1024
         finally:
             flooder.join(30)
+        assert not failed, f"the server stopped taking the flood: {failed[0]!r}"
         # Now read the answers, up to the echo of a last message: a pong for the last ping of
         # each share of input handled, not one per ping (RFC 6455 5.5.3 allows that).
         peer.send(TextMessage(data="end"))
