@@ -43,7 +43,6 @@ from treadle.server.observe import request_id
 from treadle.server.observe.logging import error_logger
 from treadle.server.state import ServerState
 from treadle.server.target import InvalidPath, split_target
-from treadle.server.tls import tls_extension
 from treadle.server.waiters import wake
 
 HIGH_WATER = 64 * 1024
@@ -102,18 +101,7 @@ class Http1Connection(Closing, Responder, ConnectionControl, asyncio.Protocol):
     # -- asyncio.Protocol callbacks ------------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
-        self.state.connections.add(self)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, (tuple, list)) and len(peer) >= 2:
-            self.client = (str(peer[0]), int(peer[1]))
-        sock = transport.get_extra_info("sockname")
-        if isinstance(sock, (tuple, list)) and len(sock) >= 2:
-            self.server = (str(sock[0]), int(sock[1]))
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:  # the ASGI TLS extension, the same for every request
-            self.tls = tls_extension(ssl_object, self.state.server_cert)
+        self._take_transport(transport, HIGH_WATER, LOW_WATER)
         self._set_timer(_HEAD_DEADLINE, self.config.timeout_request_header)
 
     def data_received(self, data: bytes) -> None:

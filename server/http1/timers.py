@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from treadle.server.tls import tls_extension
+
 NO_TIMER = 0  # each protocol's deadline kinds are an IntEnum whose NONE is this
 # Held writes go out at once when they, with what the transport buffers, reach this much:
 # the transport's high-water mark, so that holding never lets more pile up than writing
@@ -43,6 +45,23 @@ class ConnectionControl:
     _written = 0  # bytes handed to the transport (``_write``), for the send deadline
     _taken_mark = 0
     _held: bytes | None = None  # while not None, what ``_write`` gathers for ``_send_held``
+
+    def _take_transport(self, transport: Any, high: int, low: int) -> None:
+        """``connection_made``'s common part: keep the transport and its write-buffer marks,
+        join the server's connections, and note the client's and our addresses and the ASGI
+        TLS extension (the same for every request the connection carries)."""
+        self.transport = transport
+        transport.set_write_buffer_limits(high, low)
+        self.state.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, (tuple, list)) and len(peer) >= 2:
+            self.client = (str(peer[0]), int(peer[1]))
+        sock = transport.get_extra_info("sockname")
+        if isinstance(sock, (tuple, list)) and len(sock) >= 2:
+            self.server = (str(sock[0]), int(sock[1]))
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.tls = tls_extension(ssl_object, self.state.server_cert)
 
     def _pause_reading(self) -> None:
         if not self._read_paused:

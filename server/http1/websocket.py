@@ -27,11 +27,9 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from treadle.server.asgi.scope import websocket_scope
 from treadle.server.asgi.websocket import WebSocketCycle
-from treadle.server.config import Config
 from treadle.server.http1.fastparse import Request as HttpRequest
 from treadle.server.http1.writer import error_body
 from treadle.server.observe.logging import error_logger
-from treadle.server.state import ServerState
 from treadle.server.ws_session import CLOSE_ABNORMAL, WebSocketSession
 
 
@@ -39,26 +37,16 @@ def upgrade(http: Any, request: HttpRequest) -> bool:
     """Take an HTTP/1.1 connection (an ``Http1Connection``) over for the WebSocket it asked for."""
     http.hand_over()
     transport = http.transport
-    protocol = WSProtocol(http.config, http.state, http.app, http.loop, transport, http.client, http.server)
+    conn = WSConnection(ConnectionType.SERVER)
+    protocol = WSProtocol(http.config, http.state, http.app, http.loop, transport, http.client, http.server, conn)
     transport.set_protocol(protocol)
     protocol.start(request, http.parser.trailing_data[0], http.tls)
     return True
 
 
 class WSProtocol(WebSocketSession, asyncio.Protocol):
-    """A WebSocket that began as an HTTP/1.1 upgrade: it owns the TCP connection."""
-
-    def __init__(
-        self,
-        config: Config,
-        state: ServerState,
-        app: Any,
-        loop: asyncio.AbstractEventLoop,
-        transport: Any,
-        client: tuple[str, int] | None,
-        server: tuple[str, int] | None,
-    ) -> None:
-        super().__init__(config, state, app, loop, transport, client, server, WSConnection(ConnectionType.SERVER))
+    """A WebSocket that began as an HTTP/1.1 upgrade: it owns the TCP connection, and its
+    ``conn`` is wsproto's ``WSConnection``, which also speaks the handshake."""
 
     # -- the hand-over -------------------------------------------------------------------------
 

@@ -53,7 +53,6 @@ from treadle.server.observe import request_id
 from treadle.server.observe.logging import error_logger
 from treadle.server.state import ServerState
 from treadle.server.target import InvalidPath
-from treadle.server.tls import tls_extension
 
 GOAWAY_ROUND_TRIP = 1.0  # at most this long for the PING after the first GOAWAY to come back
 LAST_STREAM_ID = 2**31 - 1
@@ -118,18 +117,7 @@ class Http2Connection(Defences, Sender, ConnectionControl, asyncio.Protocol):
     def connection_made(self, transport: Any, upgrade: Any = None) -> None:
         """Start the connection: our SETTINGS first (RFC 9113 3.4). ``upgrade``: the HTTP/1.1
         request that asked for ``h2c`` (RFC 7540 3.2), answered on stream 1."""
-        self.transport = transport
-        transport.set_write_buffer_limits(TRANSPORT_HIGH_WATER, TRANSPORT_LOW_WATER)
-        self.state.connections.add(self)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, (tuple, list)) and len(peer) >= 2:
-            self.client = (str(peer[0]), int(peer[1]))
-        sock = transport.get_extra_info("sockname")
-        if isinstance(sock, (tuple, list)) and len(sock) >= 2:
-            self.server = (str(sock[0]), int(sock[1]))
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:  # the ASGI TLS extension, the same for every request
-            self.tls = tls_extension(ssl_object, self.state.server_cert)
+        self._take_transport(transport, TRANSPORT_HIGH_WATER, TRANSPORT_LOW_WATER)
         engine = self.engine
         if upgrade is None:
             engine.initiate_connection()
