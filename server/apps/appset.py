@@ -85,7 +85,7 @@ class AppSet:
             return AsgiRunner(wrap_asgi_app(app, self.config), loop, state)
         if self.pool is None:
             self.pool = WorkerPool(self.config.threads, self.config.wsgi_queue_size)
-            self.pool.start()
+            self.pool.start(loop)
             self.inbox = Inbox(loop)
         return WsgiRunner(wrap_wsgi_app(app, self.config), self.inbox, self.pool)
 
