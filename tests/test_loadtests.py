@@ -85,10 +85,17 @@ def test_a_server_that_cannot_start_fails_the_command(tmp_path):
     assert result.stdout.startswith("FAIL: the server exited with code 1 before accepting"), result.stdout
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupting_the_runner_stops_server_and_locust(tmp_path):
     argv = [sys.executable, "-m", "loadtests", "run", "plaintext", "--users", "2", "--run-time", "60s",
             "--out", str(tmp_path)]
-    runner = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As a terminal starts it: SIGINT at its default, which Python turns into KeyboardInterrupt.
+    # (Under a shell's background job, `cmd &`, SIGINT is ignored and the child inherits that.)
+    runner = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=_default_sigint)
     try:
         wait_until(lambda: (tmp_path / "run.json").exists(), timeout=30)
         os.kill(runner.pid, signal.SIGINT)
