@@ -9,10 +9,21 @@ needs worked out: keep-alive, length, chunked, 100-continue, ``TE: trailers``, u
 with the status to answer; ``trailing_data`` (and ``buffered``, its size); ``they_are_waiting_for_100_continue``; and
 ``next_request()`` once an exchange is over (True if the next request's bytes are here).
 
-``H11Parser`` puts h11 behind it. A fresh ``h11.Connection`` is made per request: it costs
-about a microsecond and allows HTTP/1.0 keep-alive, which h11's own state machine refuses.
-h11 splits the bytes into a head, body pieces and trailers; what it leaves to its caller,
-or takes more leniently than RFC 9112 allows, is judged by the fast engine's own code:
+``H11Parser`` puts h11's parsing behind it: h11's receive buffer splits the bytes into
+lines, its readers (the functions ``h11.Connection`` calls for each state) turn a head into
+an ``h11.Request`` — request line and field syntax, Content-Length, the Host count — and a
+body into pieces and trailers. What ``h11.Connection`` adds on top of its readers is left
+out, because the server does it already, once, for both engines: the request/response state
+machine (the connection keeps its own: server/http1/connection.py; a fresh ``Connection``
+per request, as before, cost more than the parsing), keep-alive (which h11 refuses for
+HTTP/1.0), the body's framing and 100-continue (``judge_request`` works them out), the
+limit on what is buffered (the limits below). It reads h11's private readers and buffer
+(``h11._readers``, ``h11._receivebuffer``), as its chunked reader already had to be
+reached to judge chunk-size lines: the differential tests (tests/test_fastparse_differential.py)
+prove the engine against the fast one and against ``h11.Connection`` itself.
+
+What h11 leaves to its caller, or takes more leniently than RFC 9112 allows, is judged by
+the fast engine's own code:
 
 - the head: h11 parses it, then ``judge_request`` (fastparse/head.py) applies every rule
   after the line syntax — Host, version, field count, target forms, Transfer-Encoding,
@@ -29,15 +40,24 @@ import re
 from typing import Any
 
 import h11
+from h11._readers import ChunkedReader, ContentLengthReader
+from h11._readers import maybe_read_from_IDLE_client as read_request_head
+from h11._receivebuffer import ReceiveBuffer
 
 from treadle.server.http1.fastparse import (
+    BODY,
+    CLOSED,
     CONNECTION_CLOSED,
+    DONE,
     END_OF_MESSAGE,
+    ERROR,
+    IDLE,
     NEED_DATA,
     PAUSED,
     Data,
     EndOfMessage,
     Limits,
+    LocalProtocolError,
     RemoteProtocolError,
     Request,
     ServerConnection,
@@ -62,73 +82,108 @@ _STAND_IN = b"x-transfer-encoding-refused-by-h11"
 
 
 class H11Parser:
-    """h11's parsing, behind the fast parser's interface and events, under its rules."""
+    """h11's parsing, behind the fast parser's interface and events, under its rules.
 
-    __slots__ = ("_conn", "_limits", "_head", "_chunked")
+    The client's side, as the fast parser's (fastparse/connection.py)::
+
+        IDLE --Request--> BODY --EndOfMessage--> DONE --next_request()--> IDLE
+          \\--(EOF between requests)--> CLOSED          any protocol error --> ERROR
+    """
+
+    __slots__ = ("_buf", "_eof", "_state", "_reader", "_limits", "_head", "they_are_waiting_for_100_continue")
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
-        self._conn = self._new_connection()
+        self._buf = ReceiveBuffer()  # h11's: what is received and not yet parsed
+        self._eof = False  # the client has closed its sending side
+        self._state = IDLE
+        self._reader: Any = None  # h11's reader of the body (BODY only)
         self._head: list[bytes] | None = []  # the bytes received while the head is incomplete
-        self._chunked = False  # the body is chunked: its end may carry trailers
-
-    def _new_connection(self) -> h11.Connection:
-        # h11's own bound on what it buffers is a backstop: the limits are applied here, as
-        # the fast engine applies them (a head, a chunk-size line, the trailers).
-        limits = self._limits
-        longest = max(limits.head_size, grammar.MAX_CHUNK_SIZE_DIGITS + limits.chunk_extension_size + 2)
-        return h11.Connection(h11.SERVER, max_incomplete_event_size=longest)
+        self.they_are_waiting_for_100_continue = False  # as h11: no body byte yet, and asked
 
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
-        return self._conn.trailing_data
+        """Bytes received but not yet parsed, and whether the client has closed (as h11)."""
+        return bytes(self._buf), self._eof
 
     @property
     def buffered(self) -> int:
-        return len(self._conn.trailing_data[0])
-
-    @property
-    def they_are_waiting_for_100_continue(self) -> bool:
-        return self._conn.they_are_waiting_for_100_continue
+        return len(self._buf)
 
     def receive_data(self, data: bytes) -> None:
+        """Add bytes from the client; ``b""`` means it closed its sending side."""
+        if not data:
+            self._eof = True
+            return
+        if self._eof:
+            raise RuntimeError("received data after the end of the stream")
         head = self._head
-        if head is not None and data:
+        if head is not None:
             head.append(data)
-        self._conn.receive_data(data)
+        self._buf += data
 
     def next_request(self) -> bool:
-        data = self._conn.trailing_data[0]
-        self._conn = self._new_connection()
-        if not data:
+        """The exchange is over and the connection is kept alive: expect the next request.
+        True if bytes of it are buffered already (pipelining)."""
+        if self._state != DONE:
+            raise LocalProtocolError("next_request() before the request is complete")
+        self._state = IDLE
+        buf = self._buf
+        if not buf:
             self._head = []
             return False
-        self._head = [data]
-        self._conn.receive_data(data)
+        self._head = [bytes(buf)]
         return True
 
     def next_event(self) -> Any:
+        """The next event, ``NEED_DATA`` or ``PAUSED``; raises ``RemoteProtocolError``."""
+        state = self._state
         try:
-            event = self._conn.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise self._refused(exc) from None
-        kind = type(event)
-        if kind is h11.Data:
-            return Data(event.data)
-        if kind is h11.Request:
-            return self._request(event)
-        if kind is h11.EndOfMessage:
-            return EndOfMessage(list(event.headers)) if self._chunked else END_OF_MESSAGE
-        if event is h11.NEED_DATA:
-            head = self._head
-            if head is not None and sum(map(len, head)) > self._limits.head_size:
-                raise head_too_large(b"".join(head), 0, self._limits.head_size)
-            return NEED_DATA
-        if event is h11.PAUSED:
-            return PAUSED
-        return CONNECTION_CLOSED
+            if state == BODY:
+                return self._read_body()
+            if state == IDLE:
+                return self._read_head()
+        except RemoteProtocolError:
+            self._state = ERROR
+            raise
+        if state == DONE:
+            return PAUSED  # the next request waits for next_request()
+        if state == CLOSED:
+            return CONNECTION_CLOSED
+        raise RemoteProtocolError("cannot receive after a protocol error")
 
     # -- the head ----------------------------------------------------------------------------
+
+    def _read_head(self) -> Any:
+        buf = self._buf
+        try:
+            event = read_request_head(buf)
+        except h11.ProtocolError as exc:
+            raise self._refused(exc) from None
+        if event is None:
+            if len(buf) > self._limits.head_size:
+                raise head_too_large(self._received(), 0, self._limits.head_size)
+            if self._eof:
+                if not buf:
+                    self._state = CLOSED
+                    return CONNECTION_CLOSED
+                raise RemoteProtocolError("client closed the connection in the middle of a request head")
+            return NEED_DATA
+        received = self._received()
+        self._head = None
+        request = self._judged(event, _fields(event), received)
+        self._state = BODY
+        if request.chunked:
+            # h11 reads the chunks; every line it takes is judged on the way (_JudgedLines).
+            self._reader = _JudgedChunkedReader(ChunkedReader(), ChunkBudget(self._limits), self._limits)
+        elif request.content_length:
+            self._reader = ContentLengthReader(request.content_length)
+        else:
+            # No body to read: Content-Length 0, or, RFC 9112 6.3 (7): "If this is a request
+            # message and none of the above are true, then the message body length is zero".
+            self._reader = None
+        self.they_are_waiting_for_100_continue = request.expect_continue
+        return request
 
     def _received(self) -> bytes:
         """The bytes received for this request so far (head first), while the head is being read."""
@@ -136,61 +191,78 @@ class H11Parser:
         assert head is not None
         return head[0] if len(head) == 1 else b"".join(head)
 
-    def _request(self, event: h11.Request) -> Request:
-        received = self._received()
-        self._head = None
-        headers = [(name, value) for name, value in event.headers]
-        request = self._judged(event.method, event.target, event.http_version, headers, received)
-        self._chunked = request.chunked
-        if request.chunked:
-            # h11 reads the chunks; every line it takes is judged on the way (_JudgedLines).
-            conn = self._conn
-            assert type(conn._reader) is h11._readers.ChunkedReader
-            conn._reader = _JudgedChunkedReader(conn._reader, ChunkBudget(self._limits), self._limits)
-        return request
-
-    def _judged(
-        self, method: bytes, target: bytes, version: bytes, headers: list[tuple[bytes, bytes]], received: bytes
-    ) -> Request:
-        """The fast engine's ``Request`` for the parts h11 parsed, under the fast engine's
-        rules; ``received`` starts with the head's bytes as received."""
+    def _judged(self, event: h11.Request, headers: list[tuple[bytes, bytes]], received: bytes) -> Request:
+        """The fast engine's ``Request`` for a head h11 parsed (``headers``: its fields,
+        names lowercased), under the fast engine's rules; ``received`` starts with the
+        head's bytes as received."""
         limits = self._limits
-        # (h11 holds a head to its size limit only while it is incomplete.)
+        # (h11 holds a head to no size: the limit is applied here, as the fast engine does.)
         head = split_head(received, limits.bare_lf, limits.head_size)
         # Field names follow line starts: as in the fast engine, the lowercased head is searched.
-        return judge_request(method, target, version, headers, b"\n" + head.lower(), limits)
+        return judge_request(event.method, event.target, event.http_version, headers, b"\n" + head.lower(), limits)
 
-    def _refused(self, exc: h11.RemoteProtocolError) -> RemoteProtocolError:
-        """h11's error as the fast engine would have raised it for the same bytes."""
-        status = exc.error_status_hint
-        if self._head is None:  # in the body: h11's own 400s (our judges raise our errors)
-            return RemoteProtocolError(str(exc), status)
+    def _refused(self, exc: h11.ProtocolError) -> RemoteProtocolError:
+        """h11's error for a head, as the fast engine would have raised it for the same bytes."""
         received = self._received()
         end = grammar.end_of_head(received)
         size = len(received) if end is None else end.end()
         if size > self._limits.head_size:
             return head_too_large(received, 0, self._limits.head_size)
-        if status == 501 and end is not None:
+        if exc.error_status_hint == 501 and end is not None:
             return self._transfer_encoding_refused(received[:size], exc)
-        return RemoteProtocolError(str(exc), status)
+        return RemoteProtocolError(str(exc), exc.error_status_hint)
 
-    def _transfer_encoding_refused(self, head: bytes, exc: h11.RemoteProtocolError) -> RemoteProtocolError:
+    def _transfer_encoding_refused(self, head: bytes, exc: h11.ProtocolError) -> RemoteProtocolError:
         """The error for a head h11 refused for its Transfer-Encoding, judged as any head:
         parsed again without the field, which is then put back for ``judge_request``."""
-        renamed = _TRANSFER_ENCODING.sub(_STAND_IN, head)
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=len(renamed) + 1)
-        conn.receive_data(renamed)
+        buf = ReceiveBuffer()
+        buf += _TRANSFER_ENCODING.sub(_STAND_IN, head)
         try:
-            event = conn.next_event()
-        except h11.RemoteProtocolError as other:  # another fault, which h11 finds first
+            event = read_request_head(buf)
+        except h11.ProtocolError as other:  # another fault, which h11 finds first
             return RemoteProtocolError(str(other), other.error_status_hint)
-        assert type(event) is h11.Request
-        headers = [(b"transfer-encoding" if name == _STAND_IN else name, value) for name, value in event.headers]
+        assert event is not None
+        headers = [(b"transfer-encoding" if name == _STAND_IN else name, value) for name, value in _fields(event)]
         try:
-            self._judged(event.method, event.target, event.http_version, headers, head)
+            self._judged(event, headers, head)
         except RemoteProtocolError as refused:
             return refused
         return RemoteProtocolError(str(exc), exc.error_status_hint)  # not reached: the judge refuses it too
+
+    # -- the body ----------------------------------------------------------------------------
+
+    def _read_body(self) -> Any:
+        reader = self._reader
+        if reader is None:
+            return self._message_done(END_OF_MESSAGE)
+        buf = self._buf
+        try:
+            event = reader(buf)
+            if event is None and self._eof:
+                if buf:
+                    raise RemoteProtocolError("client closed the connection in the middle of the body")
+                reader.read_eof()  # raises: the body is incomplete
+        except h11.ProtocolError as exc:
+            raise RemoteProtocolError(str(exc), exc.error_status_hint) from None
+        if event is None:
+            return NEED_DATA
+        self.they_are_waiting_for_100_continue = False
+        if type(event) is h11.Data:
+            return Data(event.data)
+        return self._message_done(EndOfMessage(list(event.headers)) if event.headers else END_OF_MESSAGE)
+
+    def _message_done(self, event: Any) -> Any:
+        self._state = DONE
+        self._reader = None
+        self.they_are_waiting_for_100_continue = False  # the whole body is here; nobody waits
+        return event
+
+
+def _fields(event: h11.Request) -> list[tuple[bytes, bytes]]:
+    """The head's fields as h11 parsed them, names lowercased: taken from the list its
+    ``Headers`` keeps, as h11's own helpers do (iterating the ``Headers`` sequence costs a
+    generator, a call per field and an ``IndexError`` at the end)."""
+    return [(name, value) for _, name, value in event.headers._full_items]
 
 
 class _JudgedChunkedReader:
