@@ -90,13 +90,13 @@ class H11Parser:
           \\--(EOF between requests)--> CLOSED          any protocol error --> ERROR
     """
 
-    __slots__ = ("_buf", "_eof", "_state", "_reader", "_limits", "_head", "they_are_waiting_for_100_continue")
+    __slots__ = ("_buf", "_eof", "their_state", "_reader", "_limits", "_head", "they_are_waiting_for_100_continue")
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self._buf = ReceiveBuffer()  # h11's: what is received and not yet parsed
         self._eof = False  # the client has closed its sending side
-        self._state = IDLE
+        self.their_state = IDLE
         self._reader: Any = None  # h11's reader of the body (BODY only)
         self._head: list[bytes] | None = []  # the bytes received while the head is incomplete
         self.they_are_waiting_for_100_continue = False  # as h11: no body byte yet, and asked
@@ -125,9 +125,9 @@ class H11Parser:
     def next_request(self) -> bool:
         """The exchange is over and the connection is kept alive: expect the next request.
         True if bytes of it are buffered already (pipelining)."""
-        if self._state != DONE:
+        if self.their_state != DONE:
             raise LocalProtocolError("next_request() before the request is complete")
-        self._state = IDLE
+        self.their_state = IDLE
         buf = self._buf
         if not buf:
             self._head = []
@@ -137,14 +137,14 @@ class H11Parser:
 
     def next_event(self) -> Any:
         """The next event, ``NEED_DATA`` or ``PAUSED``; raises ``RemoteProtocolError``."""
-        state = self._state
+        state = self.their_state
         try:
             if state == BODY:
                 return self._read_body()
             if state == IDLE:
                 return self._read_head()
         except RemoteProtocolError:
-            self._state = ERROR
+            self.their_state = ERROR
             raise
         if state == DONE:
             return PAUSED  # the next request waits for next_request()
@@ -165,14 +165,14 @@ class H11Parser:
                 raise head_too_large(self._received(), 0, self._limits.head_size)
             if self._eof:
                 if not buf:
-                    self._state = CLOSED
+                    self.their_state = CLOSED
                     return CONNECTION_CLOSED
                 raise RemoteProtocolError("client closed the connection in the middle of a request head")
             return NEED_DATA
         received = self._received()
         self._head = None
         request = self._judged(event, _fields(event), received)
-        self._state = BODY
+        self.their_state = BODY
         if request.chunked:
             # h11 reads the chunks; every line it takes is judged on the way (_JudgedLines).
             self._reader = _JudgedChunkedReader(ChunkedReader(), ChunkBudget(self._limits), self._limits)
@@ -252,7 +252,7 @@ class H11Parser:
         return self._message_done(EndOfMessage(list(event.headers)) if event.headers else END_OF_MESSAGE)
 
     def _message_done(self, event: Any) -> Any:
-        self._state = DONE
+        self.their_state = DONE
         self._reader = None
         self.they_are_waiting_for_100_continue = False  # the whole body is here; nobody waits
         return event
