@@ -5,6 +5,10 @@ test_http1_rules.py."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -136,3 +140,19 @@ def test_expect_100_continue(new) -> None:
     assert [type(e) for e in events(b"k", conn)] == [Data, EndOfMessage, type(PAUSED)]
     # RFC 9110 10.1.1: ignored in HTTP/1.0
     assert not events(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", new())[0].expect_continue
+
+
+def test_the_fast_engine_does_not_load_the_h11_engine() -> None:
+    # The h11 engine reads h11's private modules (server/http1/h11parser.py), which a later
+    # h11 may change: the server and its default engine must not depend on them.
+    code = (
+        "import sys, treadle.server.main, treadle.server.http1.connection;"
+        "from treadle.server.http1.parsers import new_parser;"
+        "from treadle.server.http1.fastparse import DEFAULT_LIMITS;"
+        "new_parser('fast', DEFAULT_LIMITS);"
+        "print('treadle.server.http1.h11parser' in sys.modules)"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "False"
