@@ -6,14 +6,14 @@ h11's receive buffer splits the bytes into lines, and its readers (the functions
 and field syntax, Content-Length, the Host count — and a body into pieces and trailers.
 What ``h11.Connection`` adds on top of its readers is left out, because the server does it
 already, once, for both engines: the request/response state machine (the connection keeps
-its own: server/http1/connection.py; a fresh ``Connection`` per request, as before, cost
-more than the parsing), keep-alive (which h11 refuses for HTTP/1.0), the body's framing and
-100-continue (``judge_request`` works them out), the limit on what is buffered (the limits
-below). It reads h11's private readers and buffer (``h11._readers``, ``h11._receivebuffer``),
-as its chunked reader already had to be reached to judge chunk-size lines; so this module
-is imported only when the engine is asked for, and the differential tests
-(tests/test_fastparse_differential.py) prove it against the fast engine, and the fast engine
-against ``h11.Connection`` itself.
+its own, server/http1/connection.py; HTTP/1.0 keep-alive, which h11's refuses, would need a
+fresh ``Connection`` per request, and that costs about as much as the parsing itself:
+docs/performance.md), keep-alive, the body's framing and 100-continue (``judge_request``
+works them out), the limit on what is buffered (the limits below). These are h11's private
+modules (``h11._readers``, ``h11._receivebuffer``; judging chunk-size lines needs its
+chunked reader's buffer interface anyway), so this module is imported only when the engine
+is asked for, and the differential tests (tests/test_fastparse_differential.py) prove it
+against the fast engine, and the fast engine against ``h11.Connection`` itself.
 
 What h11 leaves to its caller, or takes more leniently than RFC 9112 allows, is judged by
 the fast engine's own code:
@@ -239,7 +239,7 @@ class H11Parser:
         self.they_are_waiting_for_100_continue = False
         if type(event) is h11.Data:
             return Data(event.data)
-        return self._message_done(EndOfMessage(list(event.headers)) if event.headers else END_OF_MESSAGE)
+        return self._message_done(EndOfMessage(_fields(event)) if event.headers else END_OF_MESSAGE)
 
     def _message_done(self, event: Any) -> Any:
         self.their_state = DONE
@@ -248,8 +248,8 @@ class H11Parser:
         return event
 
 
-def _fields(event: h11.Request) -> list[tuple[bytes, bytes]]:
-    """The head's fields as h11 parsed them, names lowercased: taken from the list its
+def _fields(event: h11.Request | h11.EndOfMessage) -> list[tuple[bytes, bytes]]:
+    """The fields (of a head, or trailers) as h11 parsed them, names lowercased: from the list its
     ``Headers`` keeps, as h11's own helpers do (iterating the ``Headers`` sequence costs a
     generator, a call per field and an ``IndexError`` at the end)."""
     return [(name, value) for _, name, value in event.headers._full_items]
