@@ -5,8 +5,8 @@ may differ only in the documented ways listed below).
 
 All are driven the way the server drives them: bytes fed in the given pieces, events
 pulled until NEED_DATA, a minimal response after each complete request, and the next
-request parsed only if the connection is kept alive (h11 gets a fresh ``Connection`` per
-request, as server/http1/parsers.py does, so HTTP/1.0 keep-alive works the same). At the end
+request parsed only if the connection is kept alive (the h11 library, the reference, gets a
+fresh ``h11.Connection`` per request, so HTTP/1.0 keep-alive works the same). At the end
 the client's EOF is fed, so a truncated request is an error for all.
 
 The outcome is a list of parsed requests plus how the stream ended: "closed" (clean EOF

@@ -163,6 +163,7 @@ REFUSED = [
     # Content-Length (which h11 checks as it parses), then the version, the field count, the
     # target, Transfer-Encoding.
     (b"GET / HTTP/2.0\r\nHost: a@b\r\n\r\n", 400, "invalid Host"),
+    (POST + b"Transfer-Encoding: gzip\r\nContent-Length: 1,2\r\n\r\n", 400, "~conflicting"),  # h11: TE (501) first
     (b"POST / HTTP/2.0\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 505, "unsupported HTTP version"),
     (b"POST * HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400, "asterisk-form"),
     (b"POST / HTTP/1.1\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400, "bare LF"),

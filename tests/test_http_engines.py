@@ -1,5 +1,5 @@
 """The two HTTP/1.1 engines answer alike, seen from a real client, where the h11 library alone
-would not: the h11 engine holds h11 to the fast engine's rules (server/http1/parsers.py), so
+would not: the h11 engine holds h11 to the fast engine's rules (server/http1/h11parser.py), so
 ``--http`` changes the speed, never the answer (docs/server.md)."""
 
 from __future__ import annotations
