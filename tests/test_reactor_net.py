@@ -15,11 +15,13 @@ import ssl
 import sys
 import tempfile
 import threading
+import time
 
 import pytest
 import trustme
 
 from treadle import reactor
+from treadle.reactor.transports import MAX_RECV
 
 
 @pytest.fixture
@@ -171,6 +173,69 @@ def test_pause_and_resume_reading(loop) -> None:
         await server.wait_closed()
 
     run(loop, main())
+
+
+def test_a_fast_senders_reads_come_whole_and_intact_then_small_reads_again(loop) -> None:
+    """Reads that fill MAX_RECV switch the transport to recv() straight into new bytes (no
+    copy); the first read that does not fill it switches back to the loop's shared buffer.
+    Either way the protocol gets every byte, in order, as bytes it may keep."""
+
+    class Chunks(Collector):
+        def __init__(self, loop) -> None:
+            super().__init__(loop)
+            self.chunks: list[bytes] = []
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            # Room for several full reads while reading is paused below.
+            transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MAX_RECV)
+
+        def data_received(self, data: bytes) -> None:
+            self.chunks.append(data)
+            super().data_received(data)
+
+    # Every 4-byte word differs, so a byte lost, repeated or out of order shows.
+    big = b"".join(i.to_bytes(4, "big") for i in range(3 * MAX_RECV // 4))
+
+    async def main():
+        server, port, accepted = await _server_and_client(loop, lambda: Chunks(loop))
+        transport, _ = await loop.create_connection(lambda: Collector(loop), "127.0.0.1", port)
+        peer = await accepted
+        peer.transport.pause_reading()  # the kernel's buffer fills: the first reads come full
+        transport.write(big)
+        sock = peer.transport.get_extra_info("socket")
+        await wait_for_queued(sock, 2 * MAX_RECV)
+        peer.transport.resume_reading()
+        assert await peer.wait_for_bytes(len(big)) == big
+        full = [len(chunk) == MAX_RECV for chunk in peer.chunks]
+        assert full[:2] == [True, True], [len(chunk) for chunk in peer.chunks]  # the 2nd by recv()
+        transport.write(b"tail")
+        assert await peer.wait_for_bytes(len(big) + 4) == big + b"tail"
+        assert peer.chunks[-1] == b"tail" and not peer.transport._streaming  # small reads again
+        assert all(type(chunk) is bytes for chunk in peer.chunks)
+        transport.close()
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+
+
+async def wait_for_queued(sock: socket.socket, count: int, timeout: float = 5.0) -> None:
+    """Until ``count`` bytes wait unread in ``sock``'s receive queue (a peek; nothing is read)."""
+    probe = socket.socket(fileno=os.dup(sock.fileno()))
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                queued = len(probe.recv(count, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+            except BlockingIOError:
+                queued = 0
+            if queued >= count:
+                return
+            assert time.monotonic() < deadline, f"only {queued} of {count} bytes arrived"
+            await asyncio.sleep(0.01)  # lets the loop run (the client is still writing)
+    finally:
+        probe.close()  # closes only the duplicate descriptor
 
 
 def test_write_buffer_limits_and_pause_writing_for_a_slow_reader(loop) -> None:
