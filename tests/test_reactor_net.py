@@ -21,7 +21,6 @@ import pytest
 import trustme
 
 from treadle import reactor
-from treadle.reactor.transports import MAX_RECV
 
 
 @pytest.fixture
@@ -175,27 +174,30 @@ def test_pause_and_resume_reading(loop) -> None:
     run(loop, main())
 
 
-def test_a_fast_senders_reads_come_whole_and_intact_then_small_reads_again(loop) -> None:
+def test_a_fast_senders_reads_come_whole_and_intact_then_small_reads_again(monkeypatch) -> None:
     """Reads that fill MAX_RECV switch the transport to recv() straight into new bytes (no
     copy); the first read that does not fill it switches back to the loop's shared buffer.
-    Either way the protocol gets every byte, in order, as bytes it may keep."""
+    Either way the protocol gets every byte, in order, as bytes it may keep. (MAX_RECV is
+    made small here, so that full reads do not depend on how large the kernel lets a socket's
+    receive buffer grow.)"""
+    read_size = 16 * 1024
+    monkeypatch.setattr(reactor.transports, "MAX_RECV", read_size)
+    monkeypatch.setattr(reactor.core, "MAX_RECV", read_size)  # the size of the loop's buffer
+    loop = reactor.new_event_loop()
 
     class Chunks(Collector):
         def __init__(self, loop) -> None:
             super().__init__(loop)
             self.chunks: list[bytes] = []
-
-        def connection_made(self, transport) -> None:
-            super().connection_made(transport)
-            # Room for several full reads while reading is paused below.
-            transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MAX_RECV)
+            self.streaming: list[bool] = []  # after each read: will the next one be a recv()?
 
         def data_received(self, data: bytes) -> None:
             self.chunks.append(data)
+            self.streaming.append(self.transport._streaming)
             super().data_received(data)
 
     # Every 4-byte word differs, so a byte lost, repeated or out of order shows.
-    big = b"".join(i.to_bytes(4, "big") for i in range(3 * MAX_RECV // 4))
+    big = b"".join(i.to_bytes(4, "big") for i in range(12 * read_size // 4))
 
     async def main():
         server, port, accepted = await _server_and_client(loop, lambda: Chunks(loop))
@@ -203,21 +205,24 @@ def test_a_fast_senders_reads_come_whole_and_intact_then_small_reads_again(loop)
         peer = await accepted
         peer.transport.pause_reading()  # the kernel's buffer fills: the first reads come full
         transport.write(big)
-        sock = peer.transport.get_extra_info("socket")
-        await wait_for_queued(sock, 2 * MAX_RECV)
+        await wait_for_queued(peer.transport.get_extra_info("socket"), 4 * read_size)
         peer.transport.resume_reading()
         assert await peer.wait_for_bytes(len(big)) == big
-        full = [len(chunk) == MAX_RECV for chunk in peer.chunks]
-        assert full[:2] == [True, True], [len(chunk) for chunk in peer.chunks]  # the 2nd by recv()
+        sizes = [len(chunk) for chunk in peer.chunks]
+        assert sizes[:2] == [read_size, read_size], sizes  # the second by recv(), straight in
+        assert peer.streaming[:2] == [True, True], sizes
         transport.write(b"tail")
         assert await peer.wait_for_bytes(len(big) + 4) == big + b"tail"
-        assert peer.chunks[-1] == b"tail" and not peer.transport._streaming  # small reads again
+        assert peer.chunks[-1] == b"tail" and peer.streaming[-1] is False  # small reads again
         assert all(type(chunk) is bytes for chunk in peer.chunks)
         transport.close()
         server.close()
         await server.wait_closed()
 
-    run(loop, main())
+    try:
+        run(loop, main())
+    finally:
+        loop.close()
 
 
 async def wait_for_queued(sock: socket.socket, count: int, timeout: float = 5.0) -> None:
