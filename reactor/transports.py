@@ -71,7 +71,6 @@ class SocketTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport):
         self._buffer_size = 0
         self._reading = True
         self._reading_registered = False
-        self._streaming = False  # the last read filled MAX_RECV: read straight into new bytes (_read_ready)
         self._closing = False
         self._eof_written = False
         self._conn_lost = 0
@@ -119,18 +118,6 @@ class SocketTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport):
         # Reading starts in _start, after connection_made; resuming before that must not race it.
         return self._loop._transports.get(self._fd) is self and self._conn_lost == 0
 
-    # Discussion — reading: two ways to get a read's bytes, each best for one kind of read.
-    # Most reads are small (a request head, a WebSocket message): recv(MAX_RECV) would
-    # allocate a 256 KiB bytes object per call and shrink it to the few bytes that came (malloc
-    # may even mmap/munmap it): ~5x the cost of the system call. So they go into the loop's
-    # one reusable buffer, and only what arrived is copied out. A fast sender (an upload)
-    # fills the whole buffer on every read instead: then recv(MAX_RECV) hands back the bytes
-    # object it read into, whole, with no copy at all. On CPython that saves a memcpy; on
-    # PyPy much more: there bytes(memoryview) of a bytearray is no memcpy but a slow path
-    # that allocates besides, and every large allocation brings PyPy's next major collection
-    # nearer (docs/performance.md, issue 17). A read that does not fill the buffer switches
-    # back to the small-read way.
-
     def _read_ready(self) -> None:
         buffered = self._buffered
         if buffered:
@@ -144,18 +131,14 @@ class SocketTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
                 return
-        elif self._streaming:
-            # See "Discussion — reading": while the reads come full, they go straight into
-            # a new bytes object, which the protocol keeps.
-            buffer = None
         else:
+            # recv(MAX_RECV) would allocate a 256 KiB bytes object per call and shrink it to the
+            # few bytes that came (malloc may even mmap/munmap it): ~5x the cost of the system
+            # call for small messages. Instead, receive into the loop's one reusable buffer and
+            # copy out only what arrived.
             buffer = self._loop._read_buffer
         try:
-            if buffer is None:
-                data = self._sock.recv(MAX_RECV)
-                nbytes = len(data)
-            else:
-                nbytes = self._sock.recv_into(buffer)
+            nbytes = self._sock.recv_into(buffer)
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -166,15 +149,11 @@ class SocketTransport(FatalErrorReporting, WriteFlowControl, asyncio.Transport):
         if not nbytes:
             self._read_eof()
             return
-        if not buffered:
-            self._streaming = nbytes == MAX_RECV
-            if buffer is not None:
-                data = bytes(buffer[:nbytes])
         try:
             if buffered:
                 self._protocol.buffer_updated(nbytes)
             else:
-                self._protocol.data_received(data)
+                self._protocol.data_received(bytes(buffer[:nbytes]))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

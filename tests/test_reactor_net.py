@@ -15,7 +15,6 @@ import ssl
 import sys
 import tempfile
 import threading
-import time
 
 import pytest
 import trustme
@@ -172,75 +171,6 @@ def test_pause_and_resume_reading(loop) -> None:
         await server.wait_closed()
 
     run(loop, main())
-
-
-def test_a_fast_senders_reads_come_whole_and_intact_then_small_reads_again(monkeypatch) -> None:
-    """Reads that fill MAX_RECV switch the transport to recv() straight into new bytes (no
-    copy); the first read that does not fill it switches back to the loop's shared buffer.
-    Either way the protocol gets every byte, in order, as bytes it may keep. (MAX_RECV is
-    made small here, so that full reads do not depend on how large the kernel lets a socket's
-    receive buffer grow.)"""
-    read_size = 16 * 1024
-    monkeypatch.setattr(reactor.transports, "MAX_RECV", read_size)
-    monkeypatch.setattr(reactor.core, "MAX_RECV", read_size)  # the size of the loop's buffer
-    loop = reactor.new_event_loop()
-
-    class Chunks(Collector):
-        def __init__(self, loop) -> None:
-            super().__init__(loop)
-            self.chunks: list[bytes] = []
-            self.streaming: list[bool] = []  # after each read: will the next one be a recv()?
-
-        def data_received(self, data: bytes) -> None:
-            self.chunks.append(data)
-            self.streaming.append(self.transport._streaming)
-            super().data_received(data)
-
-    # Every 4-byte word differs, so a byte lost, repeated or out of order shows.
-    big = b"".join(i.to_bytes(4, "big") for i in range(12 * read_size // 4))
-
-    async def main():
-        server, port, accepted = await _server_and_client(loop, lambda: Chunks(loop))
-        transport, _ = await loop.create_connection(lambda: Collector(loop), "127.0.0.1", port)
-        peer = await accepted
-        peer.transport.pause_reading()  # the kernel's buffer fills: the first reads come full
-        transport.write(big)
-        await wait_for_queued(peer.transport.get_extra_info("socket"), 4 * read_size)
-        peer.transport.resume_reading()
-        assert await peer.wait_for_bytes(len(big)) == big
-        sizes = [len(chunk) for chunk in peer.chunks]
-        assert sizes[:2] == [read_size, read_size], sizes  # the second by recv(), straight in
-        assert peer.streaming[:2] == [True, True], sizes
-        transport.write(b"tail")
-        assert await peer.wait_for_bytes(len(big) + 4) == big + b"tail"
-        assert peer.chunks[-1] == b"tail" and peer.streaming[-1] is False  # small reads again
-        assert all(type(chunk) is bytes for chunk in peer.chunks)
-        transport.close()
-        server.close()
-        await server.wait_closed()
-
-    try:
-        run(loop, main())
-    finally:
-        loop.close()
-
-
-async def wait_for_queued(sock: socket.socket, count: int, timeout: float = 5.0) -> None:
-    """Until ``count`` bytes wait unread in ``sock``'s receive queue (a peek; nothing is read)."""
-    probe = socket.socket(fileno=os.dup(sock.fileno()))
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                queued = len(probe.recv(count, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-            except BlockingIOError:
-                queued = 0
-            if queued >= count:
-                return
-            assert time.monotonic() < deadline, f"only {queued} of {count} bytes arrived"
-            await asyncio.sleep(0.01)  # lets the loop run (the client is still writing)
-    finally:
-        probe.close()  # closes only the duplicate descriptor
 
 
 def test_write_buffer_limits_and_pause_writing_for_a_slow_reader(loop) -> None:
