@@ -85,6 +85,20 @@ def test_a_server_that_cannot_start_fails_the_command(tmp_path):
     assert result.stdout.startswith("FAIL: the server exited with code 1 before accepting"), result.stdout
 
 
+def _kill_children_of(out: Path) -> None:
+    """End the server and locust a runner started (each leads its own process group)."""
+    try:
+        run = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return
+    for pid in (run.get("server_pid"), run.get("locust_pid")):
+        if pid:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass  # already gone
+
+
 def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
@@ -104,6 +118,7 @@ def test_interrupting_the_runner_stops_server_and_locust(tmp_path):
         if runner.poll() is None:
             runner.kill()
             runner.communicate()
+            _kill_children_of(tmp_path)  # the runner, killed, could not stop them
     assert runner.returncode == 130
     assert "INTERRUPTED" in err
     assert_nothing_left(tmp_path)
