@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 from conftest import wait_until
@@ -110,11 +111,37 @@ def test_a_message_in_one_byte_fragments_costs_its_size_not_an_object_per_fragme
         assert peak < 1024 * 1024, peak
 
 
+def _reading_facts(session: Any) -> dict:
+    """Why a session might not be reading, as far as its and its transport's state tell (read
+    from the test's thread: a snapshot for a failure message, not a synchronised view)."""
+    transport = session.transport
+    loop = transport._loop
+    try:
+        key = loop._selector.get_key(transport._fd)
+        registered = (key.events, key.data)
+    except (KeyError, ValueError) as exc:
+        registered = repr(exc)
+    facts = {name: getattr(session, name, None) for name in (
+        "_turn_due", "_read_paused", "_write_paused", "_closed", "_failed", "_accepted", "_timer_kind")}
+    facts.update(
+        waiting=len(session._waiting), ws_state=session.conn.state, transport=repr(transport),
+        reading=transport._reading, registered_flag=transport._reading_registered,
+        closing=transport._closing, conn_lost=transport._conn_lost,
+        owner=loop._transports.get(transport._fd) is transport,
+        selector=registered,
+    )
+    return facts
+
+
 def test_a_ping_flood_costs_a_pong_per_read_and_others_are_served_meanwhile(serve):
     srv = serve(echo_app, ws_ping_interval=0)
     count = 50_000  # 6.5 MB of the largest pings: as many pongs would pass the kernel's buffers
     flooded = threading.Event()
-    with RawPeer(srv.port, rcvbuf=4096, timeout=20) as peer:
+    # The flooder reads nothing, but keeps the kernel's default receive buffer: with SO_RCVBUF
+    # at 4 KiB, loopback's 64 KiB segments of pongs could not be queued, and both kernels fell
+    # into retransmission backoff (RTO 13 s, cwnd 1, in `ss -ti` of a failed run) while the
+    # server had read every byte sent: a TCP stall of the client's making, not the server's.
+    with RawPeer(srv.port, timeout=20) as peer:
         peer.handshake()
         conn = wait_until(lambda: next(iter(srv.state.connections), None))
         batch = peer.conn.send(Ping(payload=b"p" * 125)) * 100
@@ -142,7 +169,7 @@ def test_a_ping_flood_costs_a_pong_per_read_and_others_are_served_meanwhile(serv
                     assert conn.transport.get_write_buffer_size() <= 64 * 1024
         finally:
             flooder.join(30)
-        assert not failed, f"the server stopped taking the flood: {failed[0]!r}"
+        assert not failed, f"the server stopped taking the flood: {failed[0]!r}; {_reading_facts(conn)}"
         # Now read the answers, up to the echo of a last message: a pong for the last ping of
         # each share of input handled, not one per ping (RFC 6455 5.5.3 allows that).
         peer.send(TextMessage(data="end"))
