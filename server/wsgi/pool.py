@@ -100,6 +100,7 @@ class WorkerPool:
             jobs = self._jobs
             if not jobs:
                 self._check_armed = False
+                self._head_seen = None  # holds no request (nor, through it, a connection) once done
                 return
             if jobs[0] is self._head_seen:  # waited a whole period: its workers are blocked
                 wanted = len(jobs) - (self._awake - self._busy)  # beyond those about to take one
