@@ -6,8 +6,10 @@ sockets is tests/test_wsgi_response.py's test_threads_run_requests_concurrently.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+from typing import Any, Iterator
 
 from conftest import wait_until
 
@@ -32,13 +34,19 @@ class Recorder:
         self.seen.append(threading.current_thread().name)
 
 
-def _started(threads: int, queue_size: int, **options: float) -> tuple[asyncio.AbstractEventLoop, WorkerPool]:
-    """A pool on a fresh reactor, once every worker has parked (none awake to take work)."""
+@contextlib.contextmanager
+def running_pool(threads: int, queue_size: int, **options: float) -> Iterator[tuple[Any, WorkerPool]]:
+    """A pool on a fresh reactor, once every worker has parked (none awake to take work); shut
+    down and the reactor closed when the block ends (a test opens its gates first)."""
     loop = new_event_loop()
     pool = WorkerPool(threads, queue_size, **options)
     pool.start(loop)
-    wait_until(lambda: len(pool._sleepers) == threads)
-    return loop, pool
+    try:
+        wait_until(lambda: len(pool._sleepers) == threads)
+        yield loop, pool
+    finally:
+        pool.shutdown(timeout=5)
+        loop.close()
 
 
 def _submit_in_loop(loop, pool: WorkerPool, jobs: list[Recorder]) -> None:
@@ -52,70 +60,57 @@ def _submit_in_loop(loop, pool: WorkerPool, jobs: list[Recorder]) -> None:
 
 
 def test_a_batch_of_quick_jobs_wakes_one_worker_not_all():
-    loop, pool = _started(8, 1024, starved_after=60.0)  # no starvation check within this test
-    try:
+    with running_pool(8, 1024, starved_after=60.0) as (loop, pool):  # no starvation check here
         seen: list[str] = []
         _submit_in_loop(loop, pool, [Recorder(seen, pause=0.001) for _ in range(50)])
         wait_until(lambda: len(seen) == 50)
         assert len(set(seen)) == 1, set(seen)  # the one woken worker took the whole batch
         assert pool.statistics() == {"threads": 8, "busy": 0, "waiting": 0}
-    finally:
-        pool.shutdown()
-        loop.close()
 
 
 def test_jobs_behind_a_blocked_worker_get_sleeping_workers_woken():
-    loop, pool = _started(4, 1024, starved_after=0.005)
     gate = threading.Event()
-    try:
-        seen: list[str] = []
-        blocked = Recorder(seen, gate)
-        _submit_in_loop(loop, pool, [blocked])
-        assert blocked.started.wait(5)
-        # Queued behind a worker that will not finish: the reactor's check must wake others.
-        waiting = [Recorder(seen) for _ in range(3)]
-        _submit_in_loop(loop, pool, waiting)
+    with running_pool(4, 1024, starved_after=0.005) as (loop, pool):
+        try:
+            seen: list[str] = []
+            blocked = Recorder(seen, gate)
+            _submit_in_loop(loop, pool, [blocked])
+            assert blocked.started.wait(5)
+            # Queued behind a worker that will not finish: the reactor's check must wake others.
+            _submit_in_loop(loop, pool, [Recorder(seen) for _ in range(3)])
 
-        async def until_served() -> None:
-            while len(seen) < 3:
-                await asyncio.sleep(0.005)
+            async def until_served() -> None:
+                while len(seen) < 3:
+                    await asyncio.sleep(0.005)
 
-        loop.run_until_complete(asyncio.wait_for(until_served(), 5))
-        assert not gate.is_set() and len(seen) == 3  # served while the first job still blocks
-        assert pool.statistics()["busy"] == 1
-    finally:
-        gate.set()
-        pool.shutdown()
-        loop.close()
+            loop.run_until_complete(asyncio.wait_for(until_served(), 5))
+            assert not gate.is_set() and len(seen) == 3  # served while the first job still blocks
+            assert pool.statistics()["busy"] == 1
+        finally:
+            gate.set()
 
 
 def test_shutdown_lets_queued_jobs_finish_and_ends_every_thread():
-    loop, pool = _started(2, 1024)
     seen: list[str] = []
-    try:
+    with running_pool(2, 1024) as (loop, pool):
         _submit_in_loop(loop, pool, [Recorder(seen) for _ in range(20)])
-    finally:
-        pool.shutdown(timeout=5)
-        loop.close()
     assert len(seen) == 20
     assert not [t for t in threading.enumerate() if t.name.startswith("treadle-worker-") and t.is_alive()]
 
 
 def test_a_full_queue_refuses_beyond_the_free_workers_and_the_queue_size():
-    loop, pool = _started(2, 1, starved_after=60.0)
     gate = threading.Event()
-    try:
-        seen: list[str] = []
-        first = Recorder(seen, gate)
-        _submit_in_loop(loop, pool, [first])
-        assert first.started.wait(5)
+    with running_pool(2, 1, starved_after=60.0) as (loop, pool):
+        try:
+            seen: list[str] = []
+            first = Recorder(seen, gate)
+            _submit_in_loop(loop, pool, [first])
+            assert first.started.wait(5)
 
-        async def submit_more() -> list[bool]:
-            # One sleeping worker is free for one job, and the queue holds one more.
-            return [pool.submit(Recorder(seen, gate)) for _ in range(3)]
+            async def submit_more() -> list[bool]:
+                # One sleeping worker is free for one job, and the queue holds one more.
+                return [pool.submit(Recorder(seen, gate)) for _ in range(3)]
 
-        assert loop.run_until_complete(submit_more()) == [True, True, False]
-    finally:
-        gate.set()
-        pool.shutdown(timeout=5)
-        loop.close()
+            assert loop.run_until_complete(submit_more()) == [True, True, False]
+        finally:
+            gate.set()
