@@ -287,12 +287,12 @@ class Server:
         state.closing = True
         for conn in list(state.connections):
             conn.shutdown()
-        # Phase 3: let in-flight requests finish, up to the graceful timeout.
-        all_closed = loop.create_future()
-        state.on_all_closed = lambda: all_closed.done() or all_closed.set_result(None)
-        if not state.connections:
-            all_closed.set_result(None)
-        waits: list[Any] = [all_closed, apps.idle(loop)]  # the idle future: WSGI workers
+        # Phase 3: let in-flight requests finish, up to the graceful timeout. What is waited
+        # for is every connection the listeners accepted, as transports: one accepted in the
+        # turn shutdown began is made (and shut down, in connection_made) only after phase 2,
+        # and one still in its TLS handshake has no HTTP connection yet.
+        waits: list[Any] = [loop.create_task(server.wait_closed()) for server in servers]
+        waits.append(apps.idle(loop))  # the WSGI workers
         if state.tasks:
             waits.append(loop.create_task(asyncio.wait(list(state.tasks))))
         everything = loop.create_task(asyncio.wait(waits))
@@ -303,15 +303,17 @@ class Server:
         )
         if state.tasks:
             error_logger.warning("Cancelling %d request(s) still running.", len(state.tasks))
-        # Phase 4: cancel what remains, drop remaining connections.
+        # Phase 4: cancel what remains, drop remaining connections (and handshakes).
         for task in list(state.tasks):
             task.cancel()
         if state.tasks:
             await asyncio.wait(list(state.tasks), timeout=LEFTOVER_TASKS_TIMEOUT)
         for conn in list(state.connections):
             conn.force_close()
+        for server in servers:
+            server.abort_clients()
         everything.cancel()
-        for waiter in waits[1:]:
+        for waiter in waits:
             waiter.cancel()
         # Phase 5: lifespan shutdown.
         if lifespan is not None:

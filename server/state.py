@@ -25,7 +25,6 @@ class ServerState:
         self.active_requests = 0  # for --limit-concurrency
         self.lifespan_state: dict[str, Any] = {}
         self.closing = False
-        self.on_all_closed: Any = None  # called when the last connection goes while closing
         self.on_request_limit: Any = None  # called when total_requests reaches --limit-max-requests
         self.total_requests = 0
         self.stats = ServerStats()  # counters fed by the connections, read by --stats-port

@@ -218,8 +218,6 @@ class WebSocketSession(ConnectionControl):
             # its buffers (a message's fragments, up to --ws-max-size) for the collector.
             self.cycle = None
         self._wake_drain_waiter()
-        if state.closing and not state.connections and state.on_all_closed is not None:
-            state.on_all_closed()
 
     def pause_writing(self) -> None:
         self._write_paused = True

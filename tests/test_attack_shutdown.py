@@ -8,17 +8,22 @@ under wrk's keep-alive load, and SIGTERM under busy keep-alive clients.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import threading
 import time
+from typing import Any
 
 import pytest
 from conftest import RawClient, request, text_app, wait_until
 from prod_support import Proc
+from tls_support import client_context, tls_options
 
 from loadtests.attack.processes import WrkReport, _established
 from treadle.server.http1.connection import REQUEST_GRACE
@@ -48,6 +53,74 @@ def test_a_silent_keep_alive_connection_is_closed_after_the_grace(serve):
         assert c.is_closed(timeout=5)
         assert REQUEST_GRACE * 0.5 < time.monotonic() - started < REQUEST_GRACE + 2
         assert c.buffer == b""
+
+
+def test_a_connection_accepted_as_shutdown_begins_is_answered(serve):
+    # Shutdown begins in the same loop turn that accepts the connection, so the server's
+    # shutdown runs before the connection is made (connection_made is a callback later in
+    # that turn). It must still be waited for, given the grace and answered, not reset.
+    answer = text_app(b"late")
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:  # still working when the wait would end
+        await asyncio.sleep(0.3)
+        await answer(scope, receive, send)
+
+    srv = serve(slow)
+    clients: list[RawClient] = []
+
+    def connect_then_shut_down() -> None:  # on the reactor thread, between two selects
+        client = srv.connect()  # the kernel completes the handshake: the listener is readable
+        client.send(request())
+        clients.append(client)
+        srv.server.request_shutdown()  # queued ahead of the accept the next select reports
+
+    srv.server.loop.call_soon_threadsafe(connect_then_shut_down)
+    wait_until(lambda: clients)
+    with clients[0] as c:
+        response = c.read_response()
+        assert (response.status, response.body) == (200, b"late")
+        assert response.header(b"connection") == b"close"
+        assert c.is_closed()
+
+
+def test_a_tls_handshake_under_way_as_shutdown_begins_is_finished_and_answered(serve_once, certs):
+    # The client's hello is answered, so the server has accepted the connection and is in
+    # the handshake, with no HTTP connection made yet, when shutdown begins.
+    srv = serve_once(text_app(b"secure"), **tls_options(certs))
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client_context(certs).wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+
+        def handshake_step() -> bool:
+            try:
+                tls.do_handshake()
+                done = True
+            except ssl.SSLWantReadError:
+                done = False
+            sock.sendall(outgoing.read())
+            return done
+
+        assert not handshake_step()  # the client hello goes out
+        incoming.write(sock.recv(65536))  # the server's answer: the handshake is under way
+        srv.server.request_shutdown()
+        wait_until(lambda: srv.state.closing)
+        while not handshake_step():
+            incoming.write(sock.recv(65536))
+        tls.write(request())
+        sock.sendall(outgoing.read())
+        received = b""
+        while not received.endswith(b"secure"):  # the response ends with its body
+            data = sock.recv(65536)
+            assert data, f"closed after {received!r}"
+            incoming.write(data)
+            while True:
+                try:
+                    received += tls.read(65536)
+                except ssl.SSLWantReadError:
+                    break
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and body == b"secure", received
+    assert b"\r\nconnection: close" in head.lower()
 
 
 def established(port: int) -> int:

@@ -103,6 +103,8 @@ class Http1Connection(Closing, Responder, ConnectionControl, asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self._take_transport(transport, HIGH_WATER, LOW_WATER)
         self._set_timer(_HEAD_DEADLINE, self.config.timeout_request_header)
+        if self.state.closing:  # accepted in the turn shutdown began: its request gets the grace
+            self.shutdown()
 
     def data_received(self, data: bytes) -> None:
         self.state.stats.bytes_in += len(data)
@@ -144,8 +146,6 @@ class Http1Connection(Closing, Responder, ConnectionControl, asyncio.Protocol):
             self.cycle = None
         waiter, self._drain_waiter = self._drain_waiter, None
         wake(waiter)
-        if state.closing and not state.connections and state.on_all_closed is not None:
-            state.on_all_closed()
 
     def pause_writing(self) -> None:
         self._write_paused = True

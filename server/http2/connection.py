@@ -130,6 +130,8 @@ class Http2Connection(Defences, Sender, ConnectionControl, asyncio.Protocol):
         if upgrade is not None:
             self._start_stream(1, upgrade.headers, ended=True)
         self._flush()
+        if self.state.closing:  # made as shutdown began (a TLS handshake, a preface): GOAWAY
+            self.shutdown()
         if not self.streams:
             self._set_timer(_IDLE, self.config.timeout_keep_alive)
 
@@ -208,8 +210,6 @@ class Http2Connection(Defences, Sender, ConnectionControl, asyncio.Protocol):
                 stream.exchange.disconnect()
             stream.wake()
         self._sending.clear()
-        if state.closing and not state.connections and state.on_all_closed is not None:
-            state.on_all_closed()
 
     def pause_writing(self) -> None:
         # Nothing more is read while the client does not read what we send: a client that
