@@ -302,6 +302,34 @@ def test_graceful_shutdown_lets_the_streams_in_flight_finish(serve_once):
     assert not srv.server.running
 
 
+def test_a_connection_made_as_shutdown_begins_gets_goaway_and_its_stream_answered(serve_once):
+    """The HTTP/2 side of test_attack_shutdown.py's late connection: made after the shutdown
+    has told the others, it sends its own GOAWAY and answers the stream it was opened with."""
+
+    async def app(scope, receive, send):
+        await asyncio.sleep(0.3)  # still working when a wait for the connections made would end
+        await text_app(b"late")(scope, receive, send)
+
+    srv = serve_once(app)
+    clients: list[RawH2] = []
+
+    def connect_then_shut_down() -> None:  # on the reactor thread: accepted, not yet made
+        raw = RawH2(srv.port)
+        raw.headers("/late")
+        clients.append(raw)
+        srv.server.request_shutdown()
+
+    srv.server.loop.call_soon_threadsafe(connect_then_shut_down)
+    wait_until(lambda: clients)
+    with clients[0] as raw:
+        frames = raw.frames(lambda f: f.stream_id == 1 and "END_STREAM" in f.flags)
+        goaways = [f for f in frames if isinstance(f, GoAwayFrame)]
+        assert goaways and goaways[0].error_code == ErrorCodes.NO_ERROR
+        assert b"".join(f.data for f in frames if isinstance(f, DataFrame) and f.stream_id == 1) == b"late"
+    srv.server.join(10)
+    assert not srv.server.running
+
+
 def test_an_event_stream_ends_properly_at_shutdown(serve_once):
     """As on HTTP/1.1: an event stream has no end of its own, so shutdown ends it at once,
     with END_STREAM (a raw client: h2's own client state machine stops at the first GOAWAY)."""
