@@ -130,10 +130,10 @@ class Http2Connection(Defences, Sender, ConnectionControl, asyncio.Protocol):
         if upgrade is not None:
             self._start_stream(1, upgrade.headers, ended=True)
         self._flush()
-        if self.state.closing:  # made as shutdown began (a TLS handshake, a preface): GOAWAY
-            self.shutdown()
         if not self.streams:
             self._set_timer(_IDLE, self.config.timeout_keep_alive)
+        if self.state.closing:  # made as shutdown began (a TLS handshake, a preface): GOAWAY,
+            self.shutdown()  # whose round-trip deadline replaces the idle one
 
     def data_received(self, data: bytes) -> None:
         self.state.stats.bytes_in += len(data)
