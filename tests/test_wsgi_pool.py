@@ -59,6 +59,13 @@ def _submit_in_loop(loop, pool: WorkerPool, jobs: list[Recorder]) -> None:
     loop.run_until_complete(submit())
 
 
+def _block_a_worker(loop, pool: WorkerPool, seen: list[str], gate: threading.Event) -> None:
+    """Submit a job that holds its worker until ``gate`` is set; return once it is running."""
+    blocked = Recorder(seen, gate)
+    _submit_in_loop(loop, pool, [blocked])
+    assert blocked.started.wait(5)
+
+
 def test_a_batch_of_quick_jobs_wakes_one_worker_not_all():
     with running_pool(8, 1024, starved_after=60.0) as (loop, pool):  # no starvation check here
         seen: list[str] = []
@@ -73,9 +80,7 @@ def test_jobs_behind_a_blocked_worker_get_sleeping_workers_woken():
     with running_pool(4, 1024, starved_after=0.005) as (loop, pool):
         try:
             seen: list[str] = []
-            blocked = Recorder(seen, gate)
-            _submit_in_loop(loop, pool, [blocked])
-            assert blocked.started.wait(5)
+            _block_a_worker(loop, pool, seen, gate)
             # Queued behind a worker that will not finish: the reactor's check must wake others.
             _submit_in_loop(loop, pool, [Recorder(seen) for _ in range(3)])
 
@@ -103,9 +108,7 @@ def test_a_full_queue_refuses_beyond_the_free_workers_and_the_queue_size():
     with running_pool(2, 1, starved_after=60.0) as (loop, pool):
         try:
             seen: list[str] = []
-            first = Recorder(seen, gate)
-            _submit_in_loop(loop, pool, [first])
-            assert first.started.wait(5)
+            _block_a_worker(loop, pool, seen, gate)
 
             async def submit_more() -> list[bool]:
                 # One sleeping worker is free for one job, and the queue holds one more.
